@@ -1,0 +1,39 @@
+# evo2kit: one command to set up and run the tutorials (`make tutorial`), one to test (`make test`).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.evo2kit-installed
+# The CPU build of torch; override for a GPU machine, e.g. `make setup TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+PROFILE ?= cpu
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+QUIET_PIP := grep -v 'is ignored: it is neither' || true
+
+.PHONY: setup tutorial smoke test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -c 'import torch' 2>/dev/null || $(PIP) "$(TORCH_SPEC)" 2>&1 | $(QUIET_PIP)
+	@$(PIP) -e ".[test]" 2>&1 | $(QUIET_PIP)
+	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@$(PY) -c 'import evo2kit, torch, vortex; print("evo2kit", evo2kit.__version__, "| torch", torch.__version__)'
+	@touch $(STAMP)
+
+tutorial: setup
+	$(PY) -m evo2kit.runner --profile $(PROFILE)
+
+smoke: setup
+	$(PY) -m evo2kit.runner --profile smoke
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf build .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
