@@ -1,0 +1,331 @@
+"""``load_model``: the public entry point, shaped like ``evo2.Evo2``.
+
+    model = evo2kit.load_model()                      # the bundled evo2kit-tiny, offline
+    ids = torch.tensor([model.tokenizer.tokenize("ACGT...")])
+    (logits, _), emb = model(ids, return_embeddings=True, layer_names=["blocks.3.mlp.l3"])
+    model.score_sequences(["ACGT...", ...])           # mean log-likelihood per sequence
+
+As in ``evo2.Evo2``, ``forward`` returns ``(outputs, embeddings)`` with ``outputs[0]`` the logits
+(B, L, 512), so code written for Evo 2 runs unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, NamedTuple
+
+import numpy as np
+import torch
+
+from .model import (
+    PUBLISHED_CONFIGS,
+    Evo2Config,
+    InferenceState,
+    StripedHyena2,
+    _warn_fp8_fallback,
+    check_fp8,
+    load_official_state_dict,
+    load_pretrained,
+    read_official_checkpoint,
+)
+from .tokenizer import CharLevelTokenizer, reverse_complement
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+BUNDLED = {"evo2kit-tiny": WEIGHTS_DIR / "evo2kit-tiny.safetensors"}
+
+
+class Evo2Output(NamedTuple):
+    """``outputs[0]`` is the logits (B, L, vocab), as with vortex's ``(logits, inference_params)``."""
+
+    logits: torch.Tensor
+    inference_params: Any = None
+
+
+@dataclass
+class GenerationOutput:
+    sequences: list[str]
+    logprobs_mean: list[float]
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Evo2Model:
+    """A StripedHyena 2 module with its tokenizer; the ``evo2.Evo2`` interface plus chunked,
+    stateful extras (``chunk_size``, ``embed_long``)."""
+
+    def __init__(self, model: StripedHyena2, name: str, weights_sha256: str | None = None):
+        self.model = model.eval()
+        self.tokenizer = CharLevelTokenizer(512)
+        self.name = name
+        self.weights_sha256 = weights_sha256
+
+    @property
+    def config(self) -> Evo2Config:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.embedding_layer.weight.device
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names of the per-block outputs one usually extracts, e.g. 'blocks.3.mlp.l3'."""
+        return [f"blocks.{i}.mlp.l3" for i in range(self.config.num_layers)]
+
+    # -- forward ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def forward(self, input_ids: torch.Tensor, return_embeddings: bool = False,
+                layer_names: Iterable[str] | None = None, chunk_size: int | None = None):
+        """input_ids (B, L) -> ``(Evo2Output(logits (B, L, vocab)), embeddings)``.
+
+        ``embeddings`` maps each of ``layer_names`` to that module's output (B, L, d), or is
+        None. With ``chunk_size`` the sequence goes through in chunks carrying state; the
+        results equal the unchunked ones (to float rounding).
+        """
+        if return_embeddings and not layer_names:
+            raise ValueError("layer_names must be given when return_embeddings=True, e.g. "
+                             f"{self.layer_names[:2]}")
+        input_ids = input_ids.to(self.device)
+        names = list(layer_names) if return_embeddings else []
+        collected: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        with self.hooks(names, lambda name, out: collected[name].append(out)):
+            if chunk_size is None:
+                logits = self.model(input_ids)
+            else:
+                state = self.model.new_state()
+                logits = torch.cat([self.model(c, state) for c in input_ids.split(chunk_size, 1)], 1)
+        embeddings = {n: torch.cat(v, 1) for n, v in collected.items()} if return_embeddings else None
+        return Evo2Output(logits), embeddings
+
+    __call__ = forward
+
+    def hooks(self, layer_names: Iterable[str], sink) -> "_Hooks":
+        """Context manager calling ``sink(name, output)`` for every forward of each named
+        submodule (every chunk, in a chunked forward)."""
+        return _Hooks(self.model, list(layer_names), sink)
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def score_sequences(self, seqs: list[str], batch_size: int = 1, prepend_bos: bool = False,
+                        reduce_method: str = "mean", average_reverse_complement: bool = False) -> list[float]:
+        """Log-likelihood of each sequence (natural log): the mean (or sum) over its true
+        next-token predictions. Batches are padded with ``pad_id`` on the right; padded
+        positions never enter a score (Evo 2's own ``[:seq_len]`` slice counts one padded
+        prediction for sequences shorter than the longest in their batch; here they don't).
+        ``average_reverse_complement``: the mean of the scores of each sequence and its
+        reverse complement.
+        """
+        if reduce_method not in ("mean", "sum"):
+            raise ValueError(f"reduce_method must be 'mean' or 'sum', not {reduce_method!r}")
+        scores = self._score(seqs, batch_size, prepend_bos, reduce_method)
+        if average_reverse_complement:
+            rc = self._score([reverse_complement(s) for s in seqs], batch_size, prepend_bos, reduce_method)
+            scores = [(a + b) / 2 for a, b in zip(scores, rc)]
+        return scores
+
+    def _score(self, seqs, batch_size, prepend_bos, reduce_method) -> list[float]:
+        tok = self.tokenizer
+        scores: list[float] = []
+        for i in range(0, len(seqs), batch_size):
+            batch = seqs[i:i + batch_size]
+            ids, lengths = tok.encode_batch(batch, names=[f"seq {i + j}" for j in range(len(batch))])
+            if prepend_bos:
+                ids = torch.cat([torch.full((ids.shape[0], 1), tok.eod_id, dtype=ids.dtype), ids], 1)
+                lengths = lengths + 1
+            logits = self.model(ids.to(self.device)).float()
+            logprobs = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None].to(self.device))[..., 0]
+            for row, n in zip(logprobs.cpu(), lengths.tolist()):
+                true = row[: n - 1].double()  # predictions of tokens 1 .. n-1
+                scores.append(float(true.sum() if reduce_method == "sum" else true.mean()))
+        return scores
+
+    # -- long sequences --------------------------------------------------------------------
+
+    @torch.no_grad()
+    def embed_long(self, seq: str, layer_names: Iterable[str], chunk_size: int = 8192,
+                   pooling: str | None = "mean") -> dict[str, np.ndarray]:
+        """Stream one sequence of any length through the exact chunked forward.
+
+        pooling='mean': {layer: (d,)} means over all positions; None: {layer: (L, d)}
+        per-position float32 arrays. Memory: one chunk of activations plus the state
+        (attention K/V grows with the length; Hyena state does not).
+        """
+        if pooling not in ("mean", None):
+            raise ValueError(f"pooling must be 'mean' or None, not {pooling!r}")
+        ids = torch.tensor(self.tokenizer.tokenize(seq, name="seq"), dtype=torch.long)[None]
+        names = list(layer_names)
+        L = ids.shape[1]
+        out: dict[str, np.ndarray] = {}
+        pos = {"start": 0}
+
+        def sink(name, y):
+            y = y[0].float().cpu().numpy()  # (chunk, d)
+            if name not in out:
+                out[name] = np.zeros(y.shape[1], np.float64) if pooling == "mean" else np.empty((L, y.shape[1]), np.float32)
+            if pooling == "mean":
+                out[name] += y.sum(0)
+            else:
+                out[name][pos["start"]:pos["start"] + len(y)] = y
+
+        state = self.model.new_state()
+        with self.hooks(names, sink):
+            for chunk in ids.split(chunk_size, 1):
+                self.model(chunk.to(self.device), state)
+                pos["start"] += chunk.shape[1]
+        if pooling == "mean":
+            out = {k: (v / L).astype(np.float32) for k, v in out.items()}
+        return out
+
+    # -- generation ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0,
+                 top_k: int = 4, seed: int | None = None) -> GenerationOutput:
+        """Sample ``n_tokens`` bases after each prompt (top-k sampling restricted to A/C/G/T),
+        prefilling the prompt in one stateful pass, then one token at a time."""
+        gen = torch.Generator(device="cpu")
+        if seed is not None:
+            gen.manual_seed(seed)
+        acgt = torch.tensor([ord(c) for c in "ACGT"])
+        seqs, means = [], []
+        for prompt in prompt_seqs:
+            state = self.model.new_state()
+            logits = self.model(torch.tensor([self.tokenizer.tokenize(prompt, name="prompt")], device=self.device), state)
+            out, lps = [], []
+            for _ in range(n_tokens):
+                logp = torch.log_softmax(logits[0, -1].float().cpu()[acgt] / max(temperature, 1e-6), -1)
+                k = min(top_k, 4) if top_k else 4
+                top = logp.topk(k)
+                choice = top.indices[torch.multinomial(top.values.softmax(-1), 1, generator=gen)]
+                out.append(int(acgt[choice]))
+                lps.append(float(logp[choice]))
+                logits = self.model(torch.tensor([[out[-1]]], device=self.device), state)
+            seqs.append(self.tokenizer.detokenize(out))
+            means.append(float(np.mean(lps)) if lps else float("nan"))
+        return GenerationOutput(seqs, means)
+
+
+class _Hooks:
+    def __init__(self, module: torch.nn.Module, names: list[str], sink):
+        self.module, self.names, self.sink, self.handles = module, names, sink, []
+
+    def __enter__(self):
+        for name in self.names:
+            try:
+                sub = self.module.get_submodule(name)
+            except AttributeError:
+                raise KeyError(f"no layer named {name!r}; e.g. 'blocks.0.mlp.l3', 'blocks.3.pre_norm', "
+                               "'blocks.3', 'norm' (see model.model.named_modules())") from None
+
+            def hook(_m, _inp, out, name=name):
+                self.sink(name, (out[0] if isinstance(out, tuple) else out).detach())
+
+            self.handles.append(sub.register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        return False
+
+
+def resolve_config(name_or_config: str | Path | Mapping | Evo2Config) -> tuple[Evo2Config, str]:
+    """A known model name, a path to an Evo 2 YAML, a dict or a config -> (config, name)."""
+    if isinstance(name_or_config, Evo2Config):
+        return name_or_config, name_or_config.model_name
+    if isinstance(name_or_config, Mapping):
+        cfg = Evo2Config.from_dict(name_or_config)
+        return cfg, cfg.model_name
+    text = str(name_or_config)
+    if text in PUBLISHED_CONFIGS:
+        return Evo2Config.published(text), text
+    if text in BUNDLED:
+        json_path = BUNDLED[text].with_suffix(".json")
+        if not json_path.is_file():
+            raise FileNotFoundError(f"the bundled model {text!r} is not in this installation ({json_path} missing)")
+        return Evo2Config.from_dict(json.loads(json_path.read_text())), text
+    path = Path(text)
+    if path.suffix in (".yml", ".yaml") and path.is_file():
+        return Evo2Config.from_yaml(path), path.stem
+    if path.suffix in (".yml", ".yaml"):
+        raise FileNotFoundError(f"config file {path} does not exist")
+    raise KeyError(f"unknown model {text!r}: use one of {sorted(BUNDLED) + sorted(PUBLISHED_CONFIGS)}, "
+                   "a path to an Evo 2 YAML config, or a config dict")
+
+
+def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
+               local_path: str | Path | None = None, backend: str = "torch",
+               device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+    """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
+
+    name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
+    path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint
+    (published models cannot be downloaded by evo2kit; pass the file). Without local_path a
+    non-bundled config gets random (untrained) weights. device: default CUDA when present.
+    dtype: default float32 on CPU, bfloat16 for published models on CUDA.
+    """
+    if backend == "vortex":
+        return _load_vortex(name_or_config, local_path)
+    if backend != "torch":
+        raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
+    config, name = resolve_config(name_or_config)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
+    sha = None
+    if name in BUNDLED and local_path is None:
+        model, sha = _load_bundled(name)
+    elif local_path is not None and str(local_path).endswith(".safetensors"):
+        model = load_pretrained(local_path, config)
+        sha = sha256_of(Path(local_path))
+    else:
+        config = _warn_fp8_fallback(config)
+        model = StripedHyena2(config)
+        if local_path is not None:
+            check_fp8(config)
+            load_official_state_dict(model, read_official_checkpoint(local_path))
+        else:
+            model.init_weights(0)
+    if dtype != torch.float32:
+        model.to_inference_dtype(dtype)
+    return Evo2Model(model.to(device), name, sha)
+
+
+def _load_bundled(name: str) -> tuple[StripedHyena2, str]:
+    weights = BUNDLED[name]
+    expected_file = weights.with_suffix(".sha256")
+    if not weights.is_file() or not expected_file.is_file():
+        raise FileNotFoundError(
+            f"the bundled model {name!r} is not in this installation ({weights} missing): "
+            "reinstall evo2kit, or train it with `python -m evo2kit.train`")
+    expected = expected_file.read_text().split()[0]
+    actual = sha256_of(weights)
+    if actual != expected:
+        raise ValueError(f"{weights}: sha256 {actual} does not match the shipped {expected}; "
+                         "the file is damaged, reinstall evo2kit")
+    return load_pretrained(weights), actual
+
+
+def _load_vortex(name_or_config, local_path):
+    """The official ``evo2.Evo2`` (needs the ``evo2`` extra, CUDA, flash-attn)."""
+    try:
+        from evo2 import Evo2  # noqa: PLC0415 (imported only for this backend)
+    except ImportError as e:
+        raise ImportError("backend='vortex' needs the official evo2 package: pip install 'evo2kit[evo2]' "
+                          f"on a CUDA machine ({e})") from e
+    if not torch.cuda.is_available():
+        raise RuntimeError("backend='vortex' needs a CUDA GPU; use backend='torch' on CPU")
+    if str(name_or_config) not in PUBLISHED_CONFIGS:
+        raise KeyError(f"backend='vortex' loads published models only: {sorted(PUBLISHED_CONFIGS)}")
+    return Evo2(str(name_or_config), local_path=None if local_path is None else str(local_path))

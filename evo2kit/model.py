@@ -1,0 +1,611 @@
+"""StripedHyena 2, the Evo 2 architecture, in plain PyTorch.
+
+One file tells the whole model. Module names and parameter shapes are exactly those of the
+official checkpoints (vortex 1.1.0), and in float32 the forward pass reproduces the reference
+bit for bit on CPU. A block is one of four kinds:
+
+    HCS  Hyena, short explicit filter (length 7)      } gated convolutions:
+    HCM  Hyena, medium explicit filter (length 128)    }   y = x2 * (h * (x1 * v))
+    HCL  Hyena, long implicit filter (modal: poles and residues, as long as the input)
+    ATTN multi-head attention with rotary embeddings
+
+each followed by a gated MLP, both pre-normed with RMSNorm and residual.
+
+The forward pass is *stateful*: given an ``InferenceState`` it consumes a chunk of the input
+and carries forward everything later positions need (the tails of the short convolutions,
+the modal state of the long filters, the attention keys and values), so a sequence fed chunk
+by chunk gives the logits of one whole forward pass, in memory bounded by the chunk size
+plus the attention cache.
+
+Shapes: B batch, L length, D hidden size, H heads, S state size (poles per channel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+_FILTER_CACHE_MAX = 1 << 26  # elements of a cached HCL filter (D * L), 256 MB in float32
+
+# evo2 model name -> official YAML shipped in evo2kit/configs (copied verbatim from evo2 0.6.0).
+PUBLISHED_CONFIGS = {
+    "evo2_1b_base": "evo2-1b-8k",
+    "evo2_7b_base": "evo2-7b-8k",
+    "evo2_7b": "evo2-7b-1m",
+    "evo2_7b_262k": "evo2-7b-262k",
+    "evo2_40b_base": "evo2-40b-8k",
+    "evo2_40b": "evo2-40b-1m",
+    "evo2_20b": "evo2-20b-1m",
+}
+
+# YAML keys that select alternatives we implement only one of: the value Evo 2 uses.
+_FIXED_KEYS = {
+    "interleave": True,
+    "column_split_hyena": False,
+    "hyena_flip_x1x2": False,
+    "proj_groups": 1,
+    "tie_embeddings": True,
+    "short_filter_bias": False,
+}
+
+
+class FP8NotSupportedError(RuntimeError):
+    """The checkpoint needs Transformer Engine FP8 input projections, which evo2kit does not emulate."""
+
+
+class CheckpointError(KeyError):
+    """A state dict does not fit the model: lists missing, unexpected and mis-shaped keys."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass
+class Evo2Config:
+    """StripedHyena 2 hyper-parameters, named as in the Evo 2 YAML files."""
+
+    model_name: str = "evo2kit"
+    vocab_size: int = 512
+    hidden_size: int = 1920
+    num_layers: int = 25
+    attn_layer_idxs: list[int] = field(default_factory=list)
+    hcl_layer_idxs: list[int] = field(default_factory=list)
+    hcm_layer_idxs: list[int] = field(default_factory=list)
+    hcs_layer_idxs: list[int] = field(default_factory=list)
+    num_attention_heads: int = 15
+    inner_mlp_size: int | None = None  # None: vortex's rule from hidden_size
+    inner_size_multiple_of: int = 64
+    state_size: int = 16
+    short_filter_length: int = 3
+    hcs_filter_length: int = 7
+    hcs_filter_groups: int = 128
+    hcm_filter_length: int = 128
+    hcm_filter_groups: int = 128
+    eps: float = 1e-6
+    rotary_emb_base: float = 1_000_000
+    use_interpolated_rotary_pos_emb: bool = False
+    rotary_emb_scaling_factor: float = 1.0
+    mlp_activation: str = "gelu"
+    evo2_style_activations: bool = True  # activation only in block 0's MLP
+    qkv_proj_bias: bool = True
+    mha_out_proj_bias: bool = True
+    hyena_out_proj_bias: bool = True
+    final_norm: bool = True
+    column_split: bool = True  # checkpoint Wqkv rows are per head [q, k, v]
+    use_fp8_input_projections: bool = False
+    max_seqlen: int = 8192
+
+    def __post_init__(self):
+        if self.inner_mlp_size is None:
+            inner = int(2 * self.hidden_size * 4 / 3)
+            m = self.inner_size_multiple_of
+            self.inner_mlp_size = m * ((inner + m - 1) // m)
+        kinds = [self.block_kind(i) for i in range(self.num_layers)]  # validates the idx lists
+        if self.hidden_size % self.num_attention_heads and "attn" in kinds:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        for kind in ("hcs", "hcm"):
+            if self.hidden_size % getattr(self, f"{kind}_filter_groups"):
+                raise ValueError(f"hidden_size must be divisible by {kind}_filter_groups")
+
+    def block_kind(self, i: int) -> str:
+        """'attn', 'hcl', 'hcm' or 'hcs' (vortex's precedence when lists overlap)."""
+        for kind in ("attn", "hcl", "hcm", "hcs"):
+            if i in getattr(self, f"{kind}_layer_idxs"):
+                return kind
+        raise ValueError(f"block {i} is in none of attn/hcl/hcm/hcs_layer_idxs")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Evo2Config":
+        """From an Evo 2 YAML-style dict; run-time keys (flash attention, kernels...) are ignored."""
+        for key, value in _FIXED_KEYS.items():
+            if key in d and d[key] != value:
+                raise ValueError(f"config {key}={d[key]!r} is not supported (Evo 2 uses {value!r})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        for k in ("attn_layer_idxs", "hcl_layer_idxs", "hcm_layer_idxs", "hcs_layer_idxs"):
+            kwargs[k] = [int(i) for i in kwargs.get(k, [])]
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Evo2Config":
+        import yaml
+
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+
+    @classmethod
+    def published(cls, name: str) -> "Evo2Config":
+        """Config of a published Evo 2 model, e.g. 'evo2_7b' or 'evo2-7b-1m'."""
+        stem = PUBLISHED_CONFIGS.get(name, name)
+        path = CONFIG_DIR / f"{stem}.yml"
+        if not path.is_file():
+            raise KeyError(f"unknown Evo 2 model {name!r}; known: {sorted(PUBLISHED_CONFIGS)}")
+        return cls.from_yaml(path)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+        self.scale = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * (x / (x.norm(2, dim=-1, keepdim=True) * self.dim ** (-1.0 / 2) + self.eps))
+
+
+class GatedMLP(nn.Module):
+    """l3(act(l1 z) * l2 z); with evo2_style_activations the activation is the identity
+    after block 0."""
+
+    def __init__(self, cfg: Evo2Config, layer_idx: int):
+        super().__init__()
+        d, inner = cfg.hidden_size, cfg.inner_mlp_size
+        self.l1 = nn.Linear(d, inner, bias=False)
+        self.l2 = nn.Linear(d, inner, bias=False)
+        self.l3 = nn.Linear(inner, d, bias=False)
+        if layer_idx > 0 and cfg.evo2_style_activations:
+            self.act = nn.Identity()
+        else:
+            self.act = {"gelu": nn.GELU(), "silu": nn.SiLU()}[cfg.mlp_activation]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.l3(self.act(self.l1(z)) * self.l2(z))
+
+
+def causal_depthwise_conv(x: torch.Tensor, w: torch.Tensor, tail: torch.Tensor | None) -> torch.Tensor:
+    """Causal depthwise convolution in float32: y[t] = sum_j w[j] x[t + j - K + 1].
+
+    x: (B, C, L); w: (C, 1, K); tail: (B, C, K-1) inputs preceding x, or None for zeros.
+    Returns (B, C, L) float32.
+    """
+    K = w.shape[-1]
+    if tail is None:
+        return F.conv1d(x.float(), w.float(), padding=K - 1, groups=x.shape[1])[..., : x.shape[-1]]
+    return F.conv1d(torch.cat([tail, x], dim=-1).float(), w.float(), groups=x.shape[1])
+
+
+def fft_causal_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Causal convolution by FFT, vortex's ``fftconv_func`` without its bias term.
+
+    u: (B, D, L) float32; k: (D, 1, Lk) float32 (cut or zero-padded to L). Returns (B, D, L).
+    """
+    L = u.shape[-1]
+    n = 2 * L
+    k_f = (torch.fft.rfft(k[..., :L], n=n) / n)[:, 0][None]  # (1, D, L+1)
+    u_f = torch.fft.rfft(u, n=n)
+    return torch.fft.irfft(u_f * k_f, n=n, norm="forward")[..., :L]
+
+
+def _new_tail(tail: torch.Tensor | None, x: torch.Tensor, n: int) -> torch.Tensor:
+    """The last n steps of [tail, x] along the last axis (zeros before the start)."""
+    if tail is None:
+        tail = x.new_zeros(*x.shape[:-1], n)
+    return torch.cat([tail, x], dim=-1)[..., -n:].detach()
+
+
+class HyenaFilter(nn.Module):
+    """The short FIR on the projections, then one of the three Hyena convolutions, gated."""
+
+    def __init__(self, cfg: Evo2Config, kind: str):
+        super().__init__()
+        d = cfg.hidden_size
+        self.kind, self.hidden_size = kind, d
+        self.short_filter_weight = nn.Parameter(torch.empty(3 * d, 1, cfg.short_filter_length))
+        if kind == "hcl":
+            # h[d, t] = sum_s residues[d, s] * exp(log_poles[d, s] * t)
+            self.log_poles = nn.Parameter(torch.empty(d, cfg.state_size, 1))
+            self.residues = nn.Parameter(torch.empty(d, cfg.state_size))
+            self.D = nn.Parameter(torch.empty(d))
+        else:
+            groups, length = getattr(cfg, f"{kind}_filter_groups"), getattr(cfg, f"{kind}_filter_length")
+            self.h = nn.Parameter(torch.empty(groups, 1, length))
+            self.D = nn.Parameter(torch.empty(d)) if length >= 128 else None
+
+    def long_filter(self, t: torch.Tensor) -> torch.Tensor:
+        """HCL impulse response at integer times t (1, 1, L): (1, D, L) float32."""
+        return (self.residues.float()[..., None] * (self.log_poles.float() * t).exp()).sum(1)[None]
+
+    def cached_long_filter(self, t: torch.Tensor) -> torch.Tensor:
+        """``long_filter(t)``, reused while the poles and residues are unchanged and no
+        gradient is wanted (its (D, S, L) exponentials dominate small models' inference)."""
+        if torch.is_grad_enabled() or t.shape[-1] * self.hidden_size > _FILTER_CACHE_MAX:
+            return self.long_filter(t)
+        key = (t.shape[-1], t.device, self.log_poles.data_ptr(), self.log_poles._version,
+               self.residues.data_ptr(), self.residues._version)
+        if getattr(self, "_filter_cache", (None,))[0] != key:
+            self._filter_cache = (key, self.long_filter(t))
+        return self._filter_cache[1]
+
+    def forward(self, z: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """z: (B, L, 3D) projected input -> (B, L, D) (a transposed view, as in vortex).
+        ``state`` (dict, updated in place) carries the tails and the modal state across chunks."""
+        dtype, L = z.dtype, z.shape[1]
+        z = z.permute(0, 2, 1)  # (B, 3D, L)
+        tail = state.get("fir") if state is not None else None
+        if state is not None:
+            state["fir"] = _new_tail(tail, z, self.short_filter_weight.shape[-1] - 1)
+        z = causal_depthwise_conv(z, self.short_filter_weight, tail).to(dtype)
+        x2, x1, v = z[:, 0::3], z[:, 1::3], z[:, 2::3]  # channels are interleaved (x2, x1, v)
+        u = x1 * v
+
+        if self.kind == "hcl":
+            return self._long_conv(u, x2, state).permute(0, 2, 1)
+
+        h = self.h.repeat_interleave(self.hidden_size // self.h.shape[0], 0)  # (D, 1, K)
+        tail = state.get("inner") if state is not None else None
+        if state is not None:
+            state["inner"] = _new_tail(tail, u, h.shape[-1] - 1)
+        if self.kind == "hcs":
+            y = causal_depthwise_conv(u, h, tail).to(dtype)
+        else:  # hcm: FFT convolution plus the skip term D * u, in float32
+            uf = u.float()
+            if tail is None:
+                y = fft_causal_conv(uf, h.float())
+            else:
+                y = fft_causal_conv(torch.cat([tail.float(), uf], -1), h.float())[..., -L:]
+            y = (y + uf * self.D.unsqueeze(-1)).to(dtype)
+        return (x2 * y).permute(0, 2, 1)
+
+    def _long_conv(self, u: torch.Tensor, x2: torch.Tensor, state: dict | None) -> torch.Tensor:
+        """HCL: y = (h * u + D u) x2 with h as long as the input. u, x2: (B, D, L) -> (B, D, L).
+
+        With a state, the past enters through the modal state s (B, D, S) float32,
+        s[s_i] = sum_{i < now} p^(now-1-i) u[i], p = exp(log_poles), so that
+        y_past[t] = sum_s residues * p^(t+1) * s.
+        """
+        L = u.shape[-1]
+        n = 2 * L
+        t = torch.arange(L, device=u.device)[None, None]
+        H = torch.fft.rfft(self.cached_long_filter(t), n=n) / n
+        X = torch.fft.fft(u.float(), n=n)[..., : H.shape[-1]]
+        y = torch.fft.irfft(X * H, n=n, norm="forward")[..., :L]
+        if state is not None:
+            log_p = self.log_poles.float()  # (D, S, 1)
+            s = state.get("modal")
+            if s is not None:
+                decay = self.residues.float()[..., None] * (log_p * (t + 1)).exp()  # (D, S, L)
+                y = y + torch.einsum("bds,dsl->bdl", s, decay)
+                s = s * (log_p[..., 0] * L).exp()
+            else:
+                s = 0.0
+            state["modal"] = (s + torch.einsum("bdl,dsl->bds", u.float(), (log_p * (L - 1 - t)).exp())).detach()
+        y = y.to(u.dtype)
+        return (y + u * self.D.unsqueeze(-1)) * x2
+
+
+class HyenaBlock(nn.Module):
+    def __init__(self, cfg: Evo2Config, layer_idx: int):
+        super().__init__()
+        d = cfg.hidden_size
+        self.pre_norm, self.post_norm = RMSNorm(d, cfg.eps), RMSNorm(d, cfg.eps)
+        self.filter = HyenaFilter(cfg, cfg.block_kind(layer_idx))
+        self.projections = nn.Linear(d, 3 * d, bias=cfg.qkv_proj_bias)
+        self.out_filter_dense = nn.Linear(d, d, bias=cfg.hyena_out_proj_bias)
+        self.mlp = GatedMLP(cfg, layer_idx)
+
+    def forward(self, u: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """u: (B, L, D) -> (B, L, D)."""
+        z = self.filter(self.projections(self.pre_norm(u)), state)
+        u = self.out_filter_dense(z) + u
+        return self.mlp(self.post_norm(u)) + u
+
+
+class RotaryEmbedding(nn.Module):
+    """NeoX-style rotary position embedding (rotate halves), positions optionally divided by a
+    linear scaling factor (the 262k / 1M context-extended models)."""
+
+    def __init__(self, head_dim: int, base: float, scaling_factor: float = 1.0):
+        super().__init__()
+        self.scaling_factor = scaling_factor
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        self.register_buffer("inv_freq", inv_freq)
+
+    def forward(self, x: torch.Tensor, offset: int) -> torch.Tensor:
+        """x: (B, L, H, hd) at positions offset.. offset+L-1 -> rotated, same dtype (math in fp32)."""
+        L = x.shape[1]
+        t = torch.arange(offset, offset + L, device=x.device, dtype=torch.float32) / self.scaling_factor
+        freqs = torch.outer(t, self.inv_freq.float())
+        cos, sin = torch.cos(freqs).to(x.dtype), torch.sin(freqs).to(x.dtype)
+        cos = torch.cat([cos, cos], -1).float()[None, :, None]
+        sin = torch.cat([sin, sin], -1).float()[None, :, None]
+        xf = x.float()
+        x1, x2 = xf.chunk(2, dim=-1)
+        return (xf * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
+
+
+class MHA(nn.Module):
+    """Causal multi-head attention; with a state, keys and values of earlier chunks are cached."""
+
+    def __init__(self, cfg: Evo2Config):
+        super().__init__()
+        d, self.num_heads = cfg.hidden_size, cfg.num_attention_heads
+        self.head_dim = d // self.num_heads
+        self.Wqkv = nn.Linear(d, 3 * d, bias=cfg.qkv_proj_bias)
+        self.out_proj = nn.Linear(d, d, bias=cfg.mha_out_proj_bias)
+        scaling = cfg.rotary_emb_scaling_factor if cfg.use_interpolated_rotary_pos_emb else 1.0
+        self.rotary_emb = RotaryEmbedding(self.head_dim, cfg.rotary_emb_base, scaling)
+
+    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """x: (B, L, D) -> (B, L, D)."""
+        B, L, _ = x.shape
+        qkv = self.Wqkv(x).view(B, L, 3, self.num_heads, self.head_dim)
+        offset = state["k"].shape[2] if state is not None and "k" in state else 0
+        q = self.rotary_emb(qkv[:, :, 0], offset).permute(0, 2, 1, 3)  # (B, H, L, hd)
+        k = self.rotary_emb(qkv[:, :, 1], offset).permute(0, 2, 1, 3)
+        v = qkv[:, :, 2].permute(0, 2, 1, 3)
+        if offset == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            k, v = torch.cat([state["k"], k], 2), torch.cat([state["v"], v], 2)
+            mask = torch.ones(L, offset + L, dtype=torch.bool, device=x.device).tril(offset)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if state is not None:
+            state["k"], state["v"] = k.detach(), v.detach()
+        return self.out_proj(y.permute(0, 2, 1, 3).reshape(B, L, -1))
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, cfg: Evo2Config, layer_idx: int):
+        super().__init__()
+        d = cfg.hidden_size
+        self.pre_norm, self.post_norm = RMSNorm(d, cfg.eps), RMSNorm(d, cfg.eps)
+        self.inner_mha_cls = MHA(cfg)
+        self.mlp = GatedMLP(cfg, layer_idx)
+
+    def forward(self, u: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """u: (B, L, D) -> (B, L, D)."""
+        u = self.inner_mha_cls(self.pre_norm(u), state) + u
+        return self.mlp(self.post_norm(u)) + u
+
+
+@dataclass
+class InferenceState:
+    """What a chunked forward carries between chunks: one dict per block (short-FIR tail
+    ``fir``; HCS/HCM tail ``inner``; HCL modal state ``modal``; attention ``k``/``v`` cache)
+    and the number of positions consumed so far."""
+
+    blocks: list[dict]
+    offset: int = 0
+
+    @classmethod
+    def empty(cls, num_layers: int) -> "InferenceState":
+        return cls([{} for _ in range(num_layers)])
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for b in self.blocks for t in b.values())
+
+
+class StripedHyena2(nn.Module):
+    """The Evo 2 language model: token ids (B, L) -> next-token logits (B, L, vocab)."""
+
+    def __init__(self, config: Evo2Config):
+        super().__init__()
+        self.config = config
+        self.embedding_layer = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.blocks = nn.ModuleList(
+            AttentionBlock(config, i) if config.block_kind(i) == "attn" else HyenaBlock(config, i)
+            for i in range(config.num_layers)
+        )
+        self.norm = RMSNorm(config.hidden_size, config.eps) if config.final_norm else nn.Identity()
+
+    def forward(self, input_ids: torch.Tensor, state: InferenceState | None = None) -> torch.Tensor:
+        """input_ids: (B, L) int -> logits (B, L, vocab). With ``state``, the ids continue the
+        sequence the state has seen, and the state is advanced past them."""
+        x = self.embedding_layer(input_ids)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if state is None else state.blocks[i])
+        if state is not None:
+            state.offset += input_ids.shape[1]
+        return self.norm(x) @ self.embedding_layer.weight.T  # tied embeddings
+
+    def new_state(self) -> InferenceState:
+        return InferenceState.empty(len(self.blocks))
+
+    def to_inference_dtype(self, dtype: torch.dtype) -> "StripedHyena2":
+        """Cast to ``dtype`` keeping poles, residues and rotary frequencies in float32, as Evo 2."""
+        self.to(dtype)
+        for name, p in self.named_parameters():
+            if name.endswith(("log_poles", "residues")):
+                p.data = p.data.float()
+        for name, b in self.named_buffers():
+            if name.endswith("inv_freq"):
+                b.data = b.data.float()
+        return self
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def init_weights(self, seed: int = 0) -> "StripedHyena2":
+        """Initial weights for training from scratch (Evo 2 style: small normal projections,
+        identity norms, decaying stable poles, short filters near identity)."""
+        g = torch.Generator().manual_seed(seed)
+        cfg = self.config
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith("scale"):
+                p.fill_(1.0)
+            elif name.endswith("bias"):
+                p.zero_()
+            elif name.endswith("log_poles"):
+                # poles spread over decay lengths 2 .. 4096 steps
+                span = torch.logspace(math.log10(2.0), math.log10(4096.0), cfg.state_size)
+                rand = torch.rand(p.shape, generator=g) * 0.5 + 0.75
+                p.copy_((-1.0 / (span[None, :, None] * rand)).to(p.dtype))
+            elif name.endswith("residues"):
+                p.copy_(torch.randn(p.shape, generator=g) / cfg.state_size)
+            elif name.endswith(".D"):
+                p.fill_(1.0)
+            elif name.endswith("short_filter_weight") or name.endswith("filter.h"):
+                p.copy_(torch.randn(p.shape, generator=g) * (1.0 / p.shape[-1]))
+                p[..., -1] += 1.0  # start close to the identity (tap at lag 0)
+            elif name.endswith("inv_freq"):
+                continue
+            else:
+                out_std = std / math.sqrt(2 * cfg.num_layers) if name.endswith(("l3.weight", "out_proj.weight", "out_filter_dense.weight")) else std
+                p.copy_(torch.randn(p.shape, generator=g) * out_std)
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    """What ``load_official_state_dict`` dropped and changed."""
+
+    dropped: list[str]
+    permuted_wqkv: list[str]
+
+    def __str__(self) -> str:
+        return f"dropped {len(self.dropped)} keys the model does not own ({', '.join(self.dropped[:4])}{', ...' if len(self.dropped) > 4 else ''}); column-split Wqkv permuted in {len(self.permuted_wqkv)} attention blocks"
+
+
+def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """An official Evo 2 ``.pt`` state dict, unpickled with ``weights_only=True`` (only tensors
+    and Transformer Engine's ``io.BytesIO`` FP8 metadata are allowed)."""
+    with torch.serialization.safe_globals([io.BytesIO]):
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def check_fp8(config: Evo2Config) -> None:
+    """Refuse configs whose checkpoints need FP8 input projections (1B, 20B, 40B)."""
+    if config.use_fp8_input_projections:
+        raise FP8NotSupportedError(
+            f"{config.model_name}: this checkpoint was trained with Transformer Engine FP8 input "
+            "projections (use_fp8_input_projections: true). evo2kit does not emulate FP8, and run "
+            "without it these models lose most of their accuracy. Use backend='vortex' on a GPU "
+            "with transformer_engine installed, or a 7B model (which runs without FP8)."
+        )
+
+
+def permute_column_split_wqkv(w: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Checkpoint Wqkv (3D, D[...]) with rows per head [q, k, v] -> rows [all q, all k, all v].
+    Returns a transposed view, laid out exactly as vortex leaves it."""
+    d = w.shape[0] // 3
+    w = w.T.reshape(w.shape[1], num_heads, 3, d // num_heads) if w.dim() == 2 else w.reshape(num_heads, 3, d // num_heads)
+    if w.dim() == 3:  # bias
+        return torch.cat([w[:, 0].reshape(-1), w[:, 1].reshape(-1), w[:, 2].reshape(-1)])
+    q, k, v = w.unbind(dim=-2)
+    return torch.cat([q.reshape(w.shape[0], -1), k.reshape(w.shape[0], -1), v.reshape(w.shape[0], -1)], -1).T
+
+
+def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any]) -> LoadReport:
+    """Load an official Evo 2 state dict into ``model`` (strict, in place).
+
+    Drops keys the model does not own (``unembed.weight``, ``*._extra_state``) and reports
+    them; applies the column-split Wqkv permutation; raises ``CheckpointError`` listing every
+    missing, unexpected and wrongly shaped key at once.
+    """
+    own = model.state_dict()
+    droppable = lambda k: k == "unembed.weight" or k.endswith("._extra_state")  # noqa: E731
+    dropped = sorted(k for k in state_dict if k not in own and droppable(k))
+    missing = sorted(k for k in own if k not in state_dict)
+    unexpected = sorted(k for k in state_dict if k not in own and not droppable(k))
+    shaped = sorted(
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    )
+    if missing or unexpected or shaped:
+        lines = [f"checkpoint does not fit {model.config.model_name}:"]
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shaped)):
+            if keys:
+                lines.append(f"  {title} ({len(keys)}): " + "; ".join(keys))
+        raise CheckpointError("\n".join(lines))
+    permuted = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            src = state_dict[name]
+            if model.config.column_split and ".inner_mha_cls.Wqkv." in name:
+                src = permute_column_split_wqkv(src, model.config.num_attention_heads)
+                permuted.append(name)
+            p.data = src.to(device=p.device, dtype=p.dtype) if src.dtype != p.dtype or src.device != p.device else src
+        for name, b in model.named_buffers():
+            if name in state_dict:
+                b.copy_(state_dict[name])
+    return LoadReport(dropped, permuted)
+
+
+def save_pretrained(model: StripedHyena2, directory: str | Path, name: str) -> Path:
+    """Write ``name.safetensors`` (weights) and ``name.json`` (config) into ``directory``."""
+    import json
+
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    path = directory / f"{name}.safetensors"
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt", "model": name})
+    tmp.replace(path)
+    (directory / f"{name}.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    return path
+
+
+def load_pretrained(weights: str | Path, config: Evo2Config | None = None) -> StripedHyena2:
+    """A model from our own ``.safetensors`` + ``.json`` pair (config read from the JSON beside
+    the weights unless given)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    weights = Path(weights)
+    if config is None:
+        config = Evo2Config.from_dict(json.loads(weights.with_suffix(".json").read_text()))
+    model = StripedHyena2(config)
+    sd = load_file(str(weights))
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    shaped = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or shaped:
+        raise CheckpointError(f"{weights}: missing {missing}, unexpected {unexpected}, wrong shape {shaped}")
+    model.load_state_dict(sd)
+    return model
+
+
+def _warn_fp8_fallback(config: Evo2Config) -> Evo2Config:
+    """7B configs say FP8 but run without it (evo2 0.6.0 falls back the same way)."""
+    if config.use_fp8_input_projections and "7b" in config.model_name.lower():
+        warnings.warn(f"{config.model_name}: running the input projections without FP8, as evo2 does for 7B models")
+        config = dataclasses.replace(config, use_fp8_input_projections=False)
+    return config

@@ -1,0 +1,305 @@
+"""Train the bundled evo2kit-tiny model (or any StripedHyena 2 config) on human DNA.
+
+    python -m evo2kit.train --out runs/tiny --steps 1600          # resumes if runs/tiny has a checkpoint
+    python -m evo2kit.train --out runs/tiny --export evo2kit/weights
+
+Data: hg19 chr20 and the chrX part from the registry (never chr17, never the chr22 test
+blocks); the last ``--val-bp`` bases of chr20 are held out for validation. Random windows
+of ``--seq-len`` bases without N, either strand (reverse complement with probability 1/2),
+drawn from a generator seeded by (seed, step), so a resumed run sees exactly the batches
+an uninterrupted one would. AdamW with linear warm-up and cosine decay; total gradient
+norm clipped after ``backward()``; the norm of each block kind's gradient is logged every
+step to show whether the long Hyena (HCL) layers spike. Checkpoints are written atomically
+every ``--checkpoint-minutes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import data
+from .model import Evo2Config, StripedHyena2, save_pretrained
+
+_PATTERN = ["hcs", "hcm", "hcl", "attn"] * 3
+TINY_CONFIG = Evo2Config(
+    model_name="evo2kit-tiny",
+    hidden_size=96,
+    num_layers=len(_PATTERN),
+    **{f"{k}_layer_idxs": [i for i, p in enumerate(_PATTERN) if p == k] for k in ("hcs", "hcm", "hcl", "attn")},
+    num_attention_heads=4,
+    inner_mlp_size=256,
+    state_size=16,
+    hcs_filter_groups=16,
+    hcm_filter_groups=16,
+    qkv_proj_bias=False,
+    rotary_emb_base=10000,
+    max_seqlen=8192,
+)
+KINDS = ("hcs", "hcm", "hcl", "attn")
+
+
+def load_genome(names=("hg19_chr20", "hg19_chrX_part"), val_bp: int = 2_000_000):
+    """{name: uint8 array} training sequences and one validation array (the tail of the first)."""
+    train, val = {}, None
+    for i, name in enumerate(names):
+        _, seq = data.read_fasta_first(data.fetch(name))
+        arr = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
+        if i == 0:
+            arr, val = arr[:-val_bp], arr[-val_bp:]
+        train[name] = arr
+    return train, val
+
+
+class WindowSampler:
+    """Uniform random N-free windows over several sequences, both strands."""
+
+    _COMP = np.zeros(256, np.uint8)
+    for a, b in zip(b"ACGTN", b"TGCAN"):
+        _COMP[a] = b
+
+    def __init__(self, seqs: dict[str, np.ndarray], length: int):
+        self.length = length
+        self.seqs, self.starts = [], []
+        for s in seqs.values():
+            bad = np.concatenate([[0], np.cumsum(~np.isin(s, np.frombuffer(b"ACGT", np.uint8)))])
+            ok = np.flatnonzero(bad[length:] - bad[:-length] == 0)  # windows [i, i+length) without N
+            self.seqs.append(s)
+            self.starts.append(ok)
+        sizes = np.array([len(o) for o in self.starts], dtype=np.float64)
+        self.weights = sizes / sizes.sum()
+
+    def batch(self, rng: np.random.Generator, batch_size: int) -> torch.Tensor:
+        """(batch_size, length) int64 token ids."""
+        rows = []
+        for _ in range(batch_size):
+            k = rng.choice(len(self.seqs), p=self.weights)
+            i = self.starts[k][rng.integers(len(self.starts[k]))]
+            w = self.seqs[k][i:i + self.length]
+            if rng.random() < 0.5:
+                w = self._COMP[w[::-1]]
+            rows.append(w.astype(np.int64))
+        return torch.from_numpy(np.stack(rows))
+
+
+def lr_at(step: int, args) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = min(1.0, (step - args.warmup) / max(1, args.steps - args.warmup))
+    return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def block_grad_norms(model: StripedHyena2) -> dict[str, float]:
+    """L2 norm of the gradient of each block kind, and of the HCL poles and residues alone."""
+    sq = {k: 0.0 for k in KINDS} | {"hcl_poles_residues": 0.0}
+    for i, block in enumerate(model.blocks):
+        kind = model.config.block_kind(i)
+        for name, p in block.named_parameters():
+            if p.grad is not None:
+                g2 = float(p.grad.detach().float().pow(2).sum())
+                sq[kind] += g2
+                if name.endswith(("log_poles", "residues")):
+                    sq["hcl_poles_residues"] += g2
+    return {k: math.sqrt(v) for k, v in sq.items()}
+
+
+def make_optimizer(model: StripedHyena2, args) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() == 2 and "embedding" not in name else no_decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+@torch.no_grad()
+def evaluate(model: StripedHyena2, windows: torch.Tensor, device) -> float:
+    """Mean next-base cross-entropy in bits over fixed validation windows."""
+    model.eval()
+    total, n = 0.0, 0
+    for w in windows.split(4):
+        w = w.to(device)
+        logits = model(w[:, :-1]).float()
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1), reduction="sum"))
+        n += w[:, 1:].numel()
+    model.train()
+    return total / n / math.log(2)
+
+
+def save_checkpoint(path: Path, model, opt, step: int, tokens: int, elapsed: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
+                "elapsed": elapsed, "config": model.config.to_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def plot_log(log_csv: Path, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(log_csv)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    clip = df["clip"].iloc[0]
+    axes[0].plot(df.tokens / 1e6, df.loss_bits.rolling(20, min_periods=1).mean(), label="train (20-step mean)")
+    val = df.dropna(subset=["val_bits"])
+    axes[0].plot(val.tokens / 1e6, val.val_bits, "o-", label="validation (chr20 tail)")
+    axes[0].set(xlabel="tokens seen (M)", ylabel="bits per base", title="Loss")
+    axes[0].legend()
+    for k in KINDS:
+        axes[1].plot(df.tokens / 1e6, df[f"gn_{k}"], label=k.upper(), lw=0.8)
+    axes[1].plot(df.tokens / 1e6, df.gn_hcl_poles_residues, label="HCL poles+residues", lw=0.8)
+    axes[1].set(xlabel="tokens seen (M)", ylabel="gradient L2 norm (before clipping)", yscale="log",
+                title="Gradient norm by block kind")
+    axes[1].legend(fontsize=8)
+    axes[2].plot(df.tokens / 1e6, df.grad_norm, lw=0.8, label="total (before clipping)")
+    axes[2].axhline(clip, color="k", ls="--", lw=0.8, label="clip threshold (per set)")
+    axes[2].set(xlabel="tokens seen (M)", yscale="log", title="Total gradient norm")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def train(args) -> Path:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(args.seed)
+    config = Evo2Config.from_dict(json.loads(Path(args.config).read_text())) if args.config else TINY_CONFIG
+    model = StripedHyena2(config).init_weights(args.seed).to(device)
+    opt = make_optimizer(model, args)
+    ckpt = out / "checkpoint.pt"
+    step, tokens, elapsed = 0, 0, 0.0
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, tokens, elapsed = state["step"], state["tokens"], state["elapsed"]
+        print(f"resuming from {ckpt} at step {step} ({tokens:,} tokens)")
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (out / "args.json").write_text(json.dumps(vars(args), indent=2))
+
+    train_seqs, val_seq = load_genome(val_bp=args.val_bp)
+    sampler = WindowSampler(train_seqs, args.seq_len + 1)
+    val_windows = WindowSampler({"val": val_seq}, args.seq_len + 1).batch(np.random.default_rng(12345), args.val_windows)
+
+    log_path = out / "log.csv"
+    fields = ["step", "tokens", "lr", "loss_bits", "val_bits", "grad_norm", "clip", *[f"gn_{k}" for k in KINDS],
+              "gn_hcl_poles_residues", "tok_per_s", "elapsed_s"]
+    if not log_path.exists():
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(fields)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    model.train()
+    last_ckpt = session_start = time.time()
+    t_start = time.time() - elapsed
+    bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True)
+    while step < args.steps:
+        if args.time_limit_min and time.time() - session_start > args.time_limit_min * 60:
+            print("time limit reached; checkpoint saved, rerun the same command to continue")
+            break
+        t0 = time.time()
+        lr = lr_at(step, args)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = sampler.batch(np.random.default_rng([args.seed, step]), args.batch_size).to(device)
+        with autocast:
+            logits = model(batch[:, :-1])
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norms = block_grad_norms(model)
+        # The modal parameters' gradients grow with the filter length (d h / d log_pole = R t p^t)
+        # and would dominate one global norm, starving every other weight: clip the two sets
+        # separately; `total` is the norm of all gradients before clipping.
+        modal = [p for n, p in model.named_parameters() if n.endswith(("log_poles", "residues"))]
+        rest = [p for n, p in model.named_parameters() if not n.endswith(("log_poles", "residues"))]
+        total = math.hypot(float(torch.nn.utils.clip_grad_norm_(modal, args.clip)),
+                           float(torch.nn.utils.clip_grad_norm_(rest, args.clip)))
+        opt.step()
+        with torch.no_grad():  # keep every pole strictly inside the unit circle (stable, decaying)
+            for blk in model.blocks:
+                if getattr(getattr(blk, "filter", None), "kind", None) == "hcl":
+                    blk.filter.log_poles.clamp_(max=-1e-4)
+        step += 1
+        tokens += batch[:, 1:].numel()
+        dt = time.time() - t0
+        val_bits = evaluate(model, val_windows, device) if step % args.eval_every == 0 or step == args.steps else float("nan")
+        elapsed = time.time() - t_start
+        row = [step, tokens, lr, float(loss) / math.log(2), val_bits, total, args.clip, *[norms[k] for k in KINDS],
+               norms["hcl_poles_residues"], batch[:, 1:].numel() / dt, elapsed]
+        with open(log_path, "a", newline="") as f:
+            csv.writer(f).writerow(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss) / math.log(2):.3f}b", tok_s=f"{row[-2]:.0f}", val=f"{val_bits:.3f}")
+        if time.time() - last_ckpt > args.checkpoint_minutes * 60 or step == args.steps:
+            save_checkpoint(ckpt, model, opt, step, tokens, elapsed)
+            last_ckpt = time.time()
+    bar.close()
+    save_checkpoint(ckpt, model, opt, step, tokens, elapsed)
+    plot_log(log_path, out / "training_curves.png")
+    summary = {"steps": step, "tokens": tokens, "elapsed_s": elapsed, "device": str(device),
+               "torch_threads": torch.get_num_threads(), "params": model.num_params()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    model.eval()
+    save_pretrained(model.cpu(), out, config.model_name)
+    return out / f"{config.model_name}.safetensors"
+
+
+def export(run_dir: Path, weights_dir: Path) -> None:
+    """Copy a run's weights + config into the package and record their sha256."""
+    import shutil
+
+    from .api import sha256_of
+
+    name = json.loads((run_dir / "config.json").read_text())["model_name"]
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".json"):
+        shutil.copyfile(run_dir / f"{name}{suffix}", weights_dir / f"{name}{suffix}")
+    digest = sha256_of(weights_dir / f"{name}.safetensors")
+    (weights_dir / f"{name}.sha256").write_text(f"{digest}  {name}.safetensors\n")
+    print(f"exported {name} ({digest}) to {weights_dir}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/evo2kit-tiny")
+    p.add_argument("--config", help="JSON config (default: the evo2kit-tiny config)")
+    p.add_argument("--steps", type=int, default=1400)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=2048)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--min-lr", type=float, default=2e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-bp", type=int, default=2_000_000)
+    p.add_argument("--val-windows", type=int, default=16)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--time-limit-min", type=float, default=0.0, help="stop (with a checkpoint) after this many minutes")
+    p.add_argument("--device")
+    p.add_argument("--export", metavar="WEIGHTS_DIR", help="only export --out's trained weights into WEIGHTS_DIR")
+    args = p.parse_args(argv)
+    if args.export:
+        export(Path(args.out), Path(args.export))
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()
