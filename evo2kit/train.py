@@ -260,18 +260,17 @@ def train(args) -> Path:
 
 
 def export(run_dir: Path, weights_dir: Path) -> None:
-    """Copy a run's weights + config into the package and record their sha256."""
-    import shutil
-
+    """Write the run's latest checkpoint into the package as safetensors + JSON, with its sha256."""
     from .api import sha256_of
 
-    name = json.loads((run_dir / "config.json").read_text())["model_name"]
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    for suffix in (".safetensors", ".json"):
-        shutil.copyfile(run_dir / f"{name}{suffix}", weights_dir / f"{name}{suffix}")
-    digest = sha256_of(weights_dir / f"{name}.safetensors")
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    model = StripedHyena2(Evo2Config.from_dict(state["config"]))
+    model.load_state_dict(state["model"])
+    name = model.config.model_name
+    path = save_pretrained(model.eval(), weights_dir, name)
+    digest = sha256_of(path)
     (weights_dir / f"{name}.sha256").write_text(f"{digest}  {name}.safetensors\n")
-    print(f"exported {name} ({digest}) to {weights_dir}")
+    print(f"exported {name} at step {state['step']} ({state['tokens']:,} tokens; sha256 {digest}) to {weights_dir}")
 
 
 def main(argv=None) -> None:

@@ -34,7 +34,6 @@ from evo2kit.data import (
     verify,
 )
 
-REAL_DIR = os.environ.get("EVO2KIT_DATA_DIR")
 
 
 @pytest.fixture(autouse=True)
@@ -397,19 +396,6 @@ def test_variant_windows_other_errors():
 
 
 # ----------------------------------------------------------------------------- real data
-
-
-@pytest.fixture(scope="session")
-def real_dir() -> Path:
-    missing = ([] if REAL_DIR else ["(EVO2KIT_DATA_DIR is not set)"]) + [
-        ds.filename for ds in DATASETS.values() if REAL_DIR and not (Path(REAL_DIR) / ds.filename).is_file()
-    ]
-    if missing:
-        msg = f"real data missing under EVO2KIT_DATA_DIR={REAL_DIR!r}: {missing}"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(msg + " (required when CI is set)")
-        pytest.skip(msg)
-    return Path(REAL_DIR)
 
 
 @pytest.fixture(scope="session")
