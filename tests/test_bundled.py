@@ -39,7 +39,8 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
 
 def test_bundled_model_beats_base_composition_on_held_out_chr22(real_dir):
     """Cross-entropy on 40 held-out chr22 blocks must beat the order-0 entropy of the same
-    positions (an untrained model scores ~9 bits, base composition ~1.95-2.0)."""
+    positions by 0.15 bits/base. Measured for the shipped weights: 1.759 against 1.985 (an
+    untrained model scores ~9 bits; benchmarks/eval_tiny.py compares with Markov chains)."""
     model = evo2kit.load_model()
     blocks = list(data.read_fasta(data.fetch("chr22_heldout")).values())[:40]
     bits, n, counts = 0.0, 0, np.zeros(256)
@@ -52,4 +53,4 @@ def test_bundled_model_beats_base_composition_on_held_out_chr22(real_dir):
             counts += np.bincount(ids[0, 1:].numpy(), minlength=256)
     p = counts[counts > 0] / counts.sum()
     order0 = float(-(p * np.log2(p)).sum())
-    assert bits / n < order0 - 0.05, (bits / n, order0)
+    assert bits / n < order0 - 0.15, (bits / n, order0)
