@@ -1,0 +1,502 @@
+"""Embedding extraction: every requested layer from one forward per batch, pooled as it streams
+by, optionally into a resumable on-disk store.
+
+    model = evo2kit.load_model()
+    feats = extract(model, seqs, ["blocks.3.mlp.l3", "blocks.7.mlp.l3"])   # {layer: (N, d)}
+    feats = extract(model, seqs, model.layer_names, out="emb/")            # memmaps, resumable
+    vf = variant_features(model, variant_windows(df, 2048), ["blocks.7.mlp.l3"], pooling="window:8")
+    X = probe_features(vf["blocks.7.mlp.l3"]["ref"], vf["blocks.7.mlp.l3"]["var"], kind="diff")
+
+Pooling, over each sequence's real tokens only (padding never enters):
+    "mean"       mean over the sequence                                       -> (N, d)
+    "last"       its last token                                               -> (N, d)
+    "position"   the token at ``positions[i]``                                -> (N, d)
+    "window:k"   mean over ``positions[i]-k .. positions[i]+k``, clipped to the sequence -> (N, d)
+    None         every token, zero-padded to the longest sequence             -> (N, Lmax, d)
+                 (a store also holds ``lengths.npy``; row i is valid up to len(seqs[i]))
+
+Batching: identical sequences are computed once; the distinct ones are sorted by length (longest
+first), cut into batches of ``batch_size`` and right-padded with ``pad_id`` (1, never the EOS id 0).
+The model is causal, so padding cannot reach a real token. Batches longer than ``chunk_size`` go
+through the exact chunked forward (``model.model.new_state()``).
+
+Store (``out=DIR``): ``DIR/<layer>.npy`` per layer (``open_memmap``) and ``DIR/manifest.json``:
+the model (name, weights sha256), layers, pooling, dtype, a sha256 over the sequences (and
+positions), batch and chunk size, ``batches_done`` and ``rows_done``. The manifest is replaced atomically
+after each batch's rows are flushed, so a rerun of the same call after any interruption (kill -9
+included) redoes only the unfinished batches; a store made by a different call is refused,
+naming the fields that differ. Under ``torchrun`` (an initialised ``torch.distributed`` group)
+each rank takes every world-th pending batch and writes its rows into the shared memmaps, and
+records its batches in ``manifest.rank<r>.json``; rank 0 folds those into the manifest at start
+and end, so resuming works with any number of processes and the result equals a 1-process run.
+
+Command line: ``python -m evo2kit.embed --help`` (or ``torchrun --nproc_per_node N -m evo2kit.embed``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from numpy.lib.format import open_memmap
+from tqdm import tqdm
+
+from .api import Evo2Model
+from .tokenizer import validate_sequence
+
+MANIFEST = "manifest.json"
+IDENTITY = ("model", "weights_sha256", "layers", "pooling", "dtype", "n_sequences",
+            "sequences_sha256", "positions_sha256", "batch_size", "chunk_size")
+"""Manifest fields that must match for a store to be resumed."""
+
+
+# --------------------------------------------------------------------------- planning
+
+def parse_pooling(pooling: str | None) -> tuple[str, int]:
+    """'mean' | 'last' | 'position' | 'window:k' | None -> (kind, k); kind 'none' for None."""
+    if pooling is None or pooling == "none":
+        return "none", 0
+    if pooling in ("mean", "last", "position"):
+        return pooling, 0
+    if isinstance(pooling, str) and pooling.startswith("window:") and pooling[7:].isdigit():
+        return "window", int(pooling[7:])
+    raise ValueError(f"pooling must be 'mean', 'last', 'position', 'window:k' (k an int >= 0) "
+                     f"or None, not {pooling!r}")
+
+
+@dataclass
+class Plan:
+    """Which distinct sequences each batch computes and which rows receive them.
+
+    uniq[u]: a distinct sequence; rows[u]: the input rows equal to it; slots[u]: the distinct
+    positions pooled from it ([None] without positions); slot_of[i]: row i's index in its slots;
+    batches[b]: distinct-sequence indices, longest first.
+    """
+
+    uniq: list[str]
+    names: list[str]
+    rows: list[list[int]]
+    slots: list[list]
+    slot_of: np.ndarray
+    batches: list[list[int]]
+
+
+def make_plan(seqs: Sequence[str], names: Sequence[str], positions: np.ndarray | None, batch_size: int) -> Plan:
+    index: dict[str, int] = {}
+    uniq, unames, rows = [], [], []
+    for i, s in enumerate(seqs):
+        if s not in index:
+            index[s] = len(uniq)
+            uniq.append(s)
+            unames.append(names[i])
+            rows.append([])
+        rows[index[s]].append(i)
+    slot_of = np.zeros(len(seqs), np.int64)
+    slots = []
+    for r in rows:
+        if positions is None:
+            slots.append([None])
+            continue
+        distinct = sorted({int(positions[i]) for i in r})
+        slots.append(distinct)
+        slot_of[r] = [distinct.index(int(positions[i])) for i in r]
+    order = sorted(range(len(uniq)), key=lambda u: -len(uniq[u]))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return Plan(uniq, unames, rows, slots, slot_of, batches)
+
+
+def _validate(seqs, names, kind, positions) -> np.ndarray | None:
+    """Check every sequence (and position) before any work; returns positions as int64 or None."""
+    for s, name in zip(seqs, names):
+        validate_sequence(s, name)
+        if not s:
+            raise ValueError(f"sequence {name!r} is empty")
+    if kind not in ("position", "window"):
+        if positions is not None:
+            raise ValueError(f"positions= is only used by pooling 'position' or 'window:k', not {kind!r}")
+        return None
+    if positions is None:
+        raise ValueError(f"pooling {kind!r} needs positions= (one token index per sequence)")
+    positions = np.asarray(positions, dtype=np.int64)
+    if positions.shape != (len(seqs),):
+        raise ValueError(f"positions has shape {positions.shape}, expected ({len(seqs)},)")
+    for s, name, p in zip(seqs, names, positions):
+        if not 0 <= p < len(s):
+            raise ValueError(f"position {p} is outside sequence {name!r} (length {len(s)})")
+    return positions
+
+
+def pool_weights(kind: str, k: int, lengths: Sequence[int], slots: Sequence[list], L: int) -> torch.Tensor:
+    """(B, M, L) float32 weights: pooled[b, m] = sum_t W[b, m, t] * y[b, t] for slot m of row b."""
+    W = torch.zeros(len(lengths), max(len(s) for s in slots), L)
+    for b, (n, row_slots) in enumerate(zip(lengths, slots)):
+        for m, p in enumerate(row_slots):
+            if kind == "mean":
+                W[b, m, :n] = 1.0 / n
+            elif kind == "last":
+                W[b, m, n - 1] = 1.0
+            elif kind == "position":
+                W[b, m, p] = 1.0
+            else:  # window
+                lo, hi = max(0, p - k), min(n, p + k + 1)
+                W[b, m, lo:hi] = 1.0 / (hi - lo)
+    return W
+
+
+# --------------------------------------------------------------------------- the forward
+
+@torch.no_grad()
+def run_batch(model: Evo2Model, plan: Plan, b: int, layers: list[str], kind: str, k: int,
+              chunk_size: int, arrays: dict[str, np.ndarray]) -> None:
+    """One forward of batch ``b`` with hooks on all ``layers``; writes its rows into ``arrays``."""
+    us = plan.batches[b]
+    ids, lengths = model.tokenizer.encode_batch([plan.uniq[u] for u in us], names=[plan.names[u] for u in us])
+    ids, L, lengths = ids.to(model.device), ids.shape[1], lengths.tolist()
+    rows = [i for u in us for i in plan.rows[u]]  # the input rows this batch fills
+    offset = 0
+    if kind == "none":
+        for name in layers:  # rows may hold a half-written earlier attempt: start from zeros
+            arrays[name][rows] = 0
+
+        def sink(name, y):  # y (B, c, d): copy each row's real tokens of this chunk to its rows
+            y = y.float().cpu().numpy()
+            for j, u in enumerate(us):
+                part = y[j, : max(0, lengths[j] - offset)]
+                for i in plan.rows[u]:
+                    arrays[name][i, offset:offset + len(part)] = part
+    else:
+        W = pool_weights(kind, k, lengths, [plan.slots[u] for u in us], L).to(model.device)
+        acc = {}
+
+        def sink(name, y):  # y (B, c, d) -> acc (B, M, d) += W[..., chunk] @ y
+            part = torch.bmm(W[:, :, offset:offset + y.shape[1]], y.float())
+            acc[name] = acc[name] + part if name in acc else part
+
+    with model.hooks(layers, sink):
+        if L <= chunk_size:
+            model.model(ids)
+        else:
+            state = model.model.new_state()
+            for chunk in ids.split(chunk_size, 1):
+                model.model(chunk, state)
+                offset += chunk.shape[1]
+    if kind != "none":
+        j_of = [j for j, u in enumerate(us) for _ in plan.rows[u]]  # batch row of each of rows
+        for name in layers:
+            pooled = acc[name].cpu().numpy()
+            arrays[name][rows] = pooled[j_of, plan.slot_of[rows]]
+
+
+def layer_dims(model: Evo2Model, layers: list[str]) -> dict[str, int]:
+    """Width of each layer's output, from a one-token forward (also checks the names)."""
+    dims = {}
+    with torch.no_grad(), model.hooks(layers, lambda name, y: dims.setdefault(name, y.shape[-1])):
+        model.model(torch.tensor([[model.tokenizer.tokenize("A")[0]]], device=model.device))
+    return dims
+
+
+def model_sha256(model: Evo2Model) -> str:
+    """``model.weights_sha256``, or for a model without one (random weights) a sha256 over the
+    state dict's names and tensor bytes."""
+    if model.weights_sha256:
+        return model.weights_sha256
+    h = hashlib.sha256()
+    for name, t in sorted(model.model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _sha256_lines(seqs: Sequence[str]) -> str:
+    """sha256 over the sequences, in order (one per line)."""
+    h = hashlib.sha256()
+    for s in seqs:
+        h.update(s.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- the store
+
+def _write_json(path: Path, obj: dict) -> None:
+    """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _digest(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+class Store:
+    """The output arrays (in memory, or memmaps in ``out``) and the set of finished batches."""
+
+    def __init__(self, out: str | os.PathLike | None, identity: dict, shapes: dict[str, tuple],
+                 lengths: np.ndarray, batch_rows: list[int], rank: int = 0, world: int = 1):
+        """batch_rows[b]: how many input rows batch b fills."""
+        self.identity, self.shapes, self.rank, self.world = identity, shapes, rank, world
+        self.batch_rows, self.n_batches = batch_rows, len(batch_rows)
+        self.out = None if out is None else Path(out)
+        self.mine: list[int] = []
+        dtype = identity["dtype"]
+        if self.out is None:
+            self.arrays = {name: np.zeros(shape, dtype) for name, shape in shapes.items()}
+            self.done: set[int] = set()
+            return
+        error = None
+        if rank == 0:
+            try:
+                self._prepare(shapes, lengths)
+            except Exception as e:  # noqa: BLE001 (other ranks must hear of any failure)
+                error = e
+        if world > 1:  # rank 0 created or checked the store; everyone learns how it went
+            box = [None if error is None else f"{type(error).__name__}: {error}"]
+            dist.broadcast_object_list(box, src=0)
+            if box[0] is not None:
+                raise RuntimeError(f"rank 0 could not open the store: {box[0]}")
+        elif error is not None:
+            raise error
+        manifest = json.loads((self.out / MANIFEST).read_text())
+        self.done = set(manifest["batches_done"])
+        self.arrays = {name: open_memmap(self._path(name), mode="r+") for name in shapes}
+
+    def _path(self, layer: str) -> Path:
+        return self.out / f"{layer}.npy"
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.out.glob("manifest.rank*.json"))
+
+    def _prepare(self, shapes, lengths) -> None:
+        """Rank 0: check an existing store against this call (folding in rank parts), or create it."""
+        path = self.out / MANIFEST
+        if path.is_file():
+            manifest = json.loads(path.read_text())
+            diff = [f"{f} (store: {manifest.get(f)!r}, this call: {self.identity[f]!r})"
+                    for f in IDENTITY if manifest.get(f) != self.identity[f]]
+            if diff:
+                raise ValueError(f"{self.out} holds a store made by a different call; differing: "
+                                 + "; ".join(diff) + ". Use another out= directory, or delete this one.")
+            for name, shape in shapes.items():
+                arr = open_memmap(self._path(name), mode="r")
+                if arr.shape != tuple(shape) or arr.dtype != np.dtype(self.identity["dtype"]):
+                    raise ValueError(f"{self._path(name)} has shape {arr.shape} {arr.dtype}, the manifest "
+                                     f"says {tuple(shape)} {self.identity['dtype']}: the store is damaged")
+            self._save(set(manifest["batches_done"]) | self._parts_done())
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        for p in self._parts():  # left by an unfinished store that had no manifest yet
+            p.unlink()
+        for name, shape in shapes.items():
+            open_memmap(self._path(name), mode="w+", dtype=self.identity["dtype"], shape=shape).flush()
+        np.save(self.out / "lengths.npy", lengths)
+        self._save(set())
+
+    def _parts_done(self) -> set[int]:
+        done, digest = set(), _digest(self.identity)
+        for p in self._parts():
+            part = json.loads(p.read_text())
+            if part["identity_sha256"] == digest:
+                done |= set(part["batches_done"])
+        return done
+
+    def _save(self, done: set[int]) -> None:
+        """Rank 0: rewrite the manifest with ``done`` and drop the rank parts it now contains."""
+        _write_json(self.out / MANIFEST, {**self.identity, "shapes": {n: list(s) for n, s in self.shapes.items()},
+                                          "n_batches": self.n_batches, "batches_done": sorted(done),
+                                          "rows_done": sum(self.batch_rows[b] for b in done),
+                                          "complete": len(done) == self.n_batches})
+        for p in self._parts():
+            p.unlink()
+
+    def pending(self) -> list[int]:
+        """This rank's share of the unfinished batches."""
+        return [b for b in range(self.n_batches) if b not in self.done][self.rank::self.world]
+
+    def mark_done(self, b: int) -> None:
+        """Flush the rows of batch ``b``, then record it (manifest, or this rank's part)."""
+        self.done.add(b)
+        if self.out is None:
+            return
+        for arr in self.arrays.values():
+            arr.flush()
+        self.mine.append(b)
+        if self.world == 1:
+            self._save(self.done)
+        else:
+            _write_json(self.out / f"manifest.rank{self.rank}.json",
+                        {"identity_sha256": _digest(self.identity), "batches_done": sorted(self.mine)})
+
+    def finish(self) -> dict[str, np.ndarray]:
+        """Results: the arrays, or the store's read-only memmaps once every rank is done."""
+        if self.out is None:
+            return self.arrays
+        self.arrays.clear()
+        if self.world > 1:
+            dist.barrier()
+            if self.rank == 0:
+                self._save(set(json.loads((self.out / MANIFEST).read_text())["batches_done"]) | self._parts_done())
+            dist.barrier()
+        return {name: open_memmap(self._path(name), mode="r") for name in self.shapes}
+
+
+# --------------------------------------------------------------------------- public API
+
+def _dist_rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], pooling: str | None = "mean",
+            batch_size: int = 8, out: str | os.PathLike | None = None, positions: Sequence[int] | None = None,
+            dtype: str = "float32", *, chunk_size: int = 8192, names: Sequence[str] | None = None,
+            progress: bool = False) -> dict[str, np.ndarray]:
+    """Features of ``seqs`` at every layer of ``layer_names``, one forward per batch.
+
+    Returns {layer: (N, d)} (pooling=None: (N, Lmax, d), zero beyond each length) as numpy
+    arrays, or with ``out`` as read-only memmaps of the store in that directory (see the module
+    docstring). ``positions``: a token index per sequence, for 'position' and 'window:k'.
+    ``names``: how errors refer to each sequence (default '#<index>'). Inside an initialised
+    torch.distributed group the batches are shared among the ranks (``out`` required).
+    """
+    kind, k = parse_pooling(pooling)
+    layers = list(layer_names)
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"layer_names must be non-empty and without repeats, got {layers}")
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
+    if np.dtype(dtype).kind != "f":
+        raise ValueError(f"dtype must be a float type such as 'float32' or 'float16', not {dtype!r}")
+    seqs = list(seqs)
+    names = [f"#{i}" for i in range(len(seqs))] if names is None else list(names)
+    positions = _validate(seqs, names, kind, positions)
+    plan = make_plan(seqs, names, positions, batch_size)
+    lengths = np.array([len(s) for s in seqs], np.int64)
+    dims = layer_dims(model, layers)
+    shapes = {n: (len(seqs), dims[n]) if kind != "none" else (len(seqs), int(lengths.max(initial=0)), dims[n])
+              for n in layers}
+    rank, world = _dist_rank_world()
+    if world > 1 and out is None:
+        raise ValueError("a distributed run (torch.distributed initialised) writes to a store: pass out=")
+    identity = {"model": model.name, "weights_sha256": model_sha256(model), "layers": layers,
+                "pooling": None if kind == "none" else pooling, "dtype": np.dtype(dtype).name,
+                "n_sequences": len(seqs), "sequences_sha256": _sha256_lines(seqs),
+                "positions_sha256": None if positions is None else hashlib.sha256(positions.tobytes()).hexdigest(),
+                "batch_size": batch_size, "chunk_size": chunk_size}
+    batch_rows = [sum(len(plan.rows[u]) for u in us) for us in plan.batches]
+    store = Store(out, identity, shapes, lengths, batch_rows, rank, world)
+    for b in tqdm(store.pending(), disable=not progress, unit="batch", dynamic_ncols=True,
+                  desc=f"rank {rank}" if world > 1 else "embed"):
+        run_batch(model, plan, b, layers, kind, k, chunk_size, store.arrays)
+        store.mark_done(b)
+    return store.finish()
+
+
+def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pooling: str | None = "position",
+                     out: str | os.PathLike | None = None, positions: Sequence[int] | None = None,
+                     **kwargs) -> dict[str, dict[str, np.ndarray]]:
+    """Reference and variant features of each variant: {layer: {"ref": (N, d), "var": (N, d)}}.
+
+    windows: ``evo2kit.data.variant_windows(...)`` output (or a ``(ref_seqs, var_seqs, ref_index)``
+    tuple with explicit ``positions``). 'position' / 'window:k' pooling defaults to the variant's
+    index in its window (``windows.var_pos_in_window``). One ``extract`` call over the N reference
+    rows and the N variant rows: shared reference windows are computed once. In a store, rows
+    0..N-1 are the references and N..2N-1 the variants. ``kwargs`` go to :func:`extract`.
+    """
+    ref_seqs, var_seqs, ref_index = windows
+    n = len(var_seqs)
+    if positions is None and parse_pooling(pooling)[0] in ("position", "window"):
+        if not hasattr(windows, "var_pos_in_window"):
+            raise ValueError(f"pooling {pooling!r} needs positions= (the variant index in each window)")
+        positions = windows.var_pos_in_window
+    seqs = [ref_seqs[j] for j in ref_index] + list(var_seqs)
+    pos = None if positions is None else np.concatenate([positions, positions])
+    names = [f"reference window of variant {i}" for i in range(n)] + [f"variant {i}" for i in range(n)]
+    feats = extract(model, seqs, layer_names, pooling, out=out, positions=pos, names=names, **kwargs)
+    return {layer: {"ref": a[:n], "var": a[n:]} for layer, a in feats.items()}
+
+
+def probe_features(ref: np.ndarray, var: np.ndarray, kind: str = "concat") -> np.ndarray:
+    """Probe inputs from reference and variant features (N, d): 'concat' -> [ref, var] (N, 2d),
+    'diff' -> var - ref (N, d)."""
+    if kind == "concat":
+        return np.concatenate([ref, var], axis=1)
+    if kind == "diff":
+        return np.asarray(var, np.float32) - np.asarray(ref, np.float32)
+    raise ValueError(f"kind must be 'concat' or 'diff', not {kind!r}")
+
+
+# --------------------------------------------------------------------------- command line
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="evo2kit-embed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="evo2kit-tiny", help="model name or Evo 2 YAML config")
+    p.add_argument("--weights", help="checkpoint (.pt or .safetensors) for --model")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="FASTA file: one row per record (ids name errors)")
+    src.add_argument("--brca1", action="store_true",
+                     help="BRCA1 variant windows: rows 0..N-1 references, N..2N-1 variants")
+    p.add_argument("--window", type=int, default=8192, help="--brca1 window length (bp)")
+    p.add_argument("--limit", type=int, help="--brca1: the first K variants only")
+    p.add_argument("--position", type=int, help="--fasta with position/window pooling: token index in every record")
+    p.add_argument("--layers", required=True, help="comma-separated layer names, or 'all'")
+    p.add_argument("--pooling", default="mean", help="mean | last | position | window:k | none")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--chunk-size", type=int, default=8192)
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--out", required=True, help="store directory (created, or resumed)")
+    args = p.parse_args(argv)
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = None
+    if world > 1:
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device else "gloo")
+    try:
+        from . import load_model
+
+        model = load_model(args.model, local_path=args.weights, device=device)
+        layers = model.layer_names if args.layers == "all" else [s.strip() for s in args.layers.split(",")]
+        common = dict(layer_names=layers, pooling=None if args.pooling == "none" else args.pooling,
+                      batch_size=args.batch_size, out=args.out, dtype=args.dtype,
+                      chunk_size=args.chunk_size, progress=True)
+        if args.brca1:
+            from .data import load_brca1, variant_windows
+
+            df = load_brca1()
+            windows = variant_windows(df.head(args.limit) if args.limit else df, args.window)
+            feats = {k: v["var"] for k, v in variant_features(model, windows, **common).items()}
+            n = 2 * len(windows.var_seqs)
+        else:
+            from .data import read_fasta
+
+            records = read_fasta(args.fasta)
+            pos = None if args.position is None else [args.position] * len(records)
+            feats = extract(model, list(records.values()), names=list(records), positions=pos, **common)
+            n = len(records)
+        if int(os.environ.get("RANK", "0")) == 0:
+            shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in feats.items())
+            print(f"{args.out}: {n} rows of {len(feats)} layer(s): {shapes}", file=sys.stderr)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

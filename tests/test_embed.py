@@ -1,0 +1,313 @@
+"""Tests for evo2kit.embed on a small random model (CPU, a few seconds each, except torchrun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from evo2kit import load_model
+from evo2kit.data import load_brca1, variant_windows
+from evo2kit.embed import extract, main, make_plan, probe_features, variant_features
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = dict(model_name="embed-test", hidden_size=32, num_layers=4, hcs_layer_idxs=[0], hcm_layer_idxs=[1],
+           hcl_layer_idxs=[2], attn_layer_idxs=[3], num_attention_heads=4, inner_mlp_size=64, state_size=8,
+           hcs_filter_groups=16, hcm_filter_groups=16, max_seqlen=1024)
+LAYERS = ["blocks.0.mlp.l3", "blocks.1.mlp.l3", "blocks.2.pre_norm", "blocks.3.mlp.l3"]
+
+
+def assert_close(got, want):
+    """Equal to float32 rounding, relative to the size of ``want`` (random layers can be small)."""
+    scale = float(np.abs(want).max())
+    assert scale > 0
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(CFG, device="cpu")
+
+
+def random_seqs(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("ACGT"), n)) for n in lengths]
+
+
+_ALONE: dict = {}
+
+
+def alone(model, seq, layer) -> np.ndarray:
+    """(L, d): one sequence, batch 1, no padding, one forward hooking one layer (memoised)."""
+    key = (id(model), seq, layer)
+    if key not in _ALONE:
+        ids = torch.tensor([model.tokenizer.tokenize(seq)])
+        _, emb = model(ids, return_embeddings=True, layer_names=[layer])
+        _ALONE[key] = emb[layer][0].float().numpy()
+    return _ALONE[key]
+
+
+def pool(tokens, pooling, p=None):
+    if pooling == "mean":
+        return tokens.mean(0)
+    if pooling == "last":
+        return tokens[-1]
+    if pooling == "position":
+        return tokens[p]
+    k = int(pooling.split(":")[1])
+    return tokens[max(0, p - k): p + k + 1].mean(0)
+
+
+class SeqCounter:
+    """How many times each sequence went through the model (rows seen by its embedding layer)."""
+
+    def __init__(self, model):
+        self.tokenizer, self.seen = model.tokenizer, {}
+        self.handle = model.model.embedding_layer.register_forward_hook(self)
+
+    def __call__(self, _m, inp, _out):
+        for row in inp[0]:
+            seq = self.tokenizer.detokenize(row)  # drops the padding
+            self.seen[seq] = self.seen.get(seq, 0) + 1
+
+    def count(self, seqs) -> int:
+        """Forward rows spent on ``seqs`` (each distinct one counted as often as it was computed)."""
+        return sum(self.seen.get(s, 0) for s in set(seqs))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last", "position", "window:3", None])
+def test_one_pass_equals_per_layer_loop(model, pooling):
+    seqs = random_seqs([40, 75, 23, 60, 75, 31])
+    positions = [5, 70, 0, 59, 12, 30] if pooling in ("position", "window:3") else None
+    got = extract(model, seqs, LAYERS, pooling=pooling, batch_size=4, positions=positions)
+    for layer in LAYERS:
+        for i, s in enumerate(seqs):
+            tokens = alone(model, s, layer)
+            if pooling is None:
+                assert_close(got[layer][i, :len(s)], tokens)
+                assert not got[layer][i, len(s):].any(), "per-token rows must be zero beyond the length"
+            else:
+                assert_close(got[layer][i], pool(tokens, pooling, positions and positions[i]))
+
+
+def test_masked_mean_equals_unpadded_mean(model):
+    seqs = random_seqs([90, 17, 64, 33])
+    plan = make_plan(seqs, [str(i) for i in range(4)], None, batch_size=4)
+    assert len(plan.batches) == 1 and len({len(s) for s in seqs}) == 4, "one batch with padding expected"
+    got = extract(model, seqs, LAYERS, batch_size=4)
+    one_by_one = extract(model, seqs, LAYERS, batch_size=1)
+    for layer in LAYERS:
+        want = np.stack([alone(model, s, layer).mean(0) for s in seqs])
+        assert_close(got[layer], want)
+        assert_close(got[layer], one_by_one[layer])
+
+
+def test_identical_sequences_are_computed_once(model):
+    a, b, c = random_seqs([30, 45, 30], seed=1)
+    seqs = [a, b, a, c, b, a]
+    positions = [3, 7, 20, 3, 7, 3]
+    counter = SeqCounter(model)
+    try:
+        got = extract(model, seqs, LAYERS, pooling="position", positions=positions, batch_size=2)
+    finally:
+        counter.handle.remove()
+    assert [counter.seen.get(s) for s in (a, b, c)] == [1, 1, 1], "each distinct sequence computed once"
+    for layer in LAYERS:
+        for i, s in enumerate(seqs):
+            assert_close(got[layer][i], alone(model, s, layer)[positions[i]])
+    np.testing.assert_array_equal(got[LAYERS[0]][0], got[LAYERS[0]][5])
+
+
+@pytest.mark.parametrize("pooling", ["mean", None])
+def test_chunked_equals_unchunked(model, pooling):
+    seqs = random_seqs([300, 170, 229], seed=2)
+    whole = extract(model, seqs, LAYERS, pooling=pooling, batch_size=2)
+    chunked = extract(model, seqs, LAYERS, pooling=pooling, batch_size=2, chunk_size=64)
+    for layer in LAYERS:
+        assert_close(chunked[layer], whole[layer])
+
+
+def subprocess_env(threads: int) -> dict[str, str]:
+    """This environment for a child python: evo2kit importable from this checkout, ``threads``
+    torch threads (float results can depend on the count), and no inherited torch.distributed
+    variables (RANK, MASTER_PORT, ...) that would make a child join another job."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+           and not k.startswith("TORCHELASTIC_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def store_files(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if not p.name.startswith(".")}
+
+
+SLOW_RUN = textwrap.dedent("""
+    import json, sys, time
+    from evo2kit import load_model
+    from evo2kit.embed import extract
+    cfg, seqs, layers, out = json.load(open(sys.argv[1]))
+    model = load_model(cfg, device="cpu")
+    forward = model.model.forward
+    def slow_forward(*args, **kwargs):  # a slow model, so that the kill lands mid-run
+        time.sleep(0.4)
+        return forward(*args, **kwargs)
+    model.model.forward = slow_forward
+    extract(model, seqs, layers, pooling="mean", batch_size=1, out=out)
+""")
+
+
+def test_resume_after_sigkill_gives_identical_store(model, tmp_path):
+    seqs = random_seqs([50, 41, 62, 37, 55, 48, 59, 44, 66, 39], seed=3)
+    reference = tmp_path / "reference"
+    extract(model, seqs, LAYERS, batch_size=1, out=reference)
+
+    killed = tmp_path / "killed"
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps([CFG, seqs, LAYERS, str(killed)]))
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(args)], cwd=ROOT,
+                            env=subprocess_env(torch.get_num_threads()))
+    manifest, deadline = killed / "manifest.json", time.time() + 60
+    try:
+        while not (manifest.is_file() and len(json.loads(manifest.read_text())["batches_done"]) >= 3):
+            assert proc.poll() is None, "the slow run ended before it could be killed"
+            assert time.time() < deadline, "the slow run made no progress in 60 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed_manifest = json.loads(manifest.read_text())
+    done = killed_manifest["batches_done"]
+    assert 3 <= len(done) < len(seqs), f"killed after {len(done)} of {len(seqs)} batches"
+    assert killed_manifest["rows_done"] == len(done) and not killed_manifest["complete"]
+
+    plan = make_plan(seqs, seqs, None, batch_size=1)  # scribble over every unfinished row
+    unfinished = [i for b in range(len(plan.batches)) if b not in done for u in plan.batches[b] for i in plan.rows[u]]
+    for layer in LAYERS:
+        arr = np.load(killed / f"{layer}.npy", mmap_mode="r+")
+        arr[unfinished] = np.nan
+        arr.flush()
+        del arr
+
+    counter = SeqCounter(model)
+    try:
+        extract(model, seqs, LAYERS, batch_size=1, out=killed)
+    finally:
+        counter.handle.remove()
+    assert counter.count(seqs) == len(seqs) - len(done), "the rerun must compute only the unfinished batches"
+    assert store_files(killed) == store_files(reference)
+
+
+def test_store_made_by_another_call_is_refused(model, tmp_path):
+    seqs = random_seqs([20, 30, 25], seed=4)
+    out = tmp_path / "store"
+    extract(model, seqs, LAYERS, out=out)
+    before = store_files(out)
+    other_model = load_model(dict(CFG, model_name="another"), device="cpu")
+    perturbed = load_model(CFG, device="cpu")
+    with torch.no_grad():
+        perturbed.model.embedding_layer.weight[0, 0] += 1
+    for field, call in [
+        ("layers", lambda: extract(model, seqs, LAYERS[:2], out=out)),
+        ("pooling", lambda: extract(model, seqs, LAYERS, pooling="last", out=out)),
+        ("model", lambda: extract(other_model, seqs, LAYERS, out=out)),
+        ("weights_sha256", lambda: extract(perturbed, seqs, LAYERS, out=out)),
+        ("sequences_sha256", lambda: extract(model, seqs[::-1], LAYERS, out=out)),
+        ("dtype", lambda: extract(model, seqs, LAYERS, out=out, dtype="float16")),
+    ]:
+        with pytest.raises(ValueError, match=f"differing: {field} "):
+            call()
+    assert store_files(out) == before, "a refused call must leave the store untouched"
+
+
+def test_invalid_character_names_sequence_and_position(model, tmp_path):
+    with pytest.raises(ValueError, match=r"'X' at position 2 in sequence '#1'"):
+        extract(model, ["ACGT", "ACXT"], LAYERS)
+    fasta = tmp_path / "bad.fa"
+    fasta.write_text(">good\nACGTACGT\n>chr_bad some description\nACGTAC\nGT-A\n")
+    (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
+    with pytest.raises(ValueError, match=r"'-' at position 8 in sequence 'chr_bad'"):
+        main(["--model", str(tmp_path / "cfg.yml"), "--fasta", str(fasta), "--layers", "all",
+              "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists(), "nothing may be written before the input is checked"
+
+
+def test_torchrun_two_processes_equal_one(tmp_path):
+    seqs = random_seqs([40, 55, 23, 61, 40, 37, 50, 29, 44], seed=5)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
+    args = ["--model", str(tmp_path / "cfg.yml"), "--fasta", str(fasta), "--layers", ",".join(LAYERS),
+            "--pooling", "window:4", "--position", "20", "--batch-size", "2"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each torchrun process below: bitwise equal results
+    try:
+        main([*args, "--out", str(tmp_path / "one")])
+    finally:
+        torch.set_num_threads(threads)
+    # --standalone: the rendezvous takes a free port, so parallel test runs cannot collide
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "evo2kit.embed", *args, "--out", str(tmp_path / "two")],
+                         cwd=ROOT, env=subprocess_env(1), capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    for rank, share in [(0, "3/3"), (1, "2/2")]:  # 5 batches of 2: each rank did its own share only
+        assert re.search(rf"rank {rank}: 100%.*\| {share} ", two.stderr), two.stderr[-3000:]
+    assert store_files(tmp_path / "two") == store_files(tmp_path / "one")
+    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["rows_done"] == len(seqs)
+
+
+def test_cli_brca1_windows(model, real_dir, tmp_path, capsys):
+    """``--brca1 --window N``: reference rows then variant rows, at the variant position."""
+    (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
+    main(["--model", str(tmp_path / "cfg.yml"), "--brca1", "--window", "64", "--limit", "6",
+          "--layers", ",".join(LAYERS[1:3]), "--pooling", "position", "--out", str(tmp_path / "out")])
+    assert "embed: 100%" in capsys.readouterr().err, "no progress bar"
+    vw = variant_windows(load_brca1().head(6), 64)  # from $EVO2KIT_DATA_DIR, which real_dir checked
+    assert len(vw.ref_seqs) < 6, "the first BRCA1 variants share reference windows"
+    for layer in LAYERS[1:3]:
+        stored = np.load(tmp_path / "out" / f"{layer}.npy")
+        assert stored.shape == (12, CFG["hidden_size"])
+        for i, (j, p) in enumerate(zip(vw.ref_index, vw.var_pos_in_window)):
+            assert_close(stored[i], alone(model, vw.ref_seqs[j], layer)[p])
+            assert_close(stored[6 + i], alone(model, vw.var_seqs[i], layer)[p])
+
+
+def test_variant_features_equal_naive(model):
+    region = random_seqs([400], seed=6)[0]
+    snvs = [(120, 0), (121, 1), (200, 2), (120, 2), (300, 0)]  # (0-based offset, which other base)
+    df = pd.DataFrame({"pos": [p + 1 for p, _ in snvs], "ref": [region[p] for p, _ in snvs],
+                       "alt": [[b for b in "ACGT" if b != region[p]][k] for p, k in snvs]})
+    vw = variant_windows(df, window=64, region=region, region_start=1)
+    assert len(vw.ref_seqs) < len(vw.var_seqs), "fixture must share reference windows"
+    for pooling in ["position", "window:2", "mean"]:
+        counter = SeqCounter(model)
+        try:
+            got = variant_features(model, vw, LAYERS, pooling=pooling)
+        finally:
+            counter.handle.remove()
+        assert set(counter.seen.values()) == {1} and counter.count(vw.ref_seqs + vw.var_seqs) == len(vw.ref_seqs) + len(
+            vw.var_seqs), "each reference window and variant must be computed exactly once"
+        for layer in LAYERS:
+            for i, (j, p) in enumerate(zip(vw.ref_index, vw.var_pos_in_window)):
+                ref = pool(alone(model, vw.ref_seqs[j], layer), pooling, p)
+                var = pool(alone(model, vw.var_seqs[i], layer), pooling, p)
+                assert_close(got[layer]["ref"][i], ref)
+                assert_close(got[layer]["var"][i], var)
+            r, v = got[layer]["ref"], got[layer]["var"]
+            np.testing.assert_array_equal(probe_features(r, v, "concat"), np.hstack([r, v]))
+            np.testing.assert_allclose(probe_features(r, v, "diff"), v - r)
