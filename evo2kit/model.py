@@ -350,6 +350,32 @@ class RotaryEmbedding(nn.Module):
         return (xf * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
 
 
+def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int,
+                      block: int = 4096) -> torch.Tensor:
+    """Causal attention of a chunk to the cache and itself, one key block at a time.
+
+    q: (B, H, L, hd) at positions offset .. offset+L-1; k, v: (B, H, offset+L, hd) -> (B, H, L, hd).
+    The softmax is merged across key blocks with a running maximum and sum (the flash-attention
+    recurrence), in fp32, so memory is L x block scores per head instead of L x (offset+L)."""
+    S, L = k.shape[2], q.shape[2]
+    qf = q.float() * q.shape[-1] ** -0.5
+    q_pos = torch.arange(offset, offset + L, device=q.device)[:, None]
+    m = torch.full((*q.shape[:3], 1), -torch.inf, device=q.device)
+    total = torch.zeros_like(m)
+    acc = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
+    for j in range(0, S, block):
+        scores = qf @ k[:, :, j:j + block].float().transpose(-1, -2)  # (B, H, L, b)
+        if j + block > offset:  # the block reaches into this chunk: mask the future
+            k_pos = torch.arange(j, min(j + block, S), device=q.device)[None, :]
+            scores.masked_fill_(k_pos > q_pos, -torch.inf)
+        m_new = torch.maximum(m, scores.amax(-1, keepdim=True))  # finite: key 0 is seen by all
+        p, rescale = torch.exp(scores - m_new), torch.exp(m - m_new)
+        total = total * rescale + p.sum(-1, keepdim=True)
+        acc = acc * rescale + p @ v[:, :, j:j + block].float()
+        m = m_new
+    return (acc / total).to(q.dtype)
+
+
 class MHA(nn.Module):
     """Causal multi-head attention; with a state, keys and values of earlier chunks are cached."""
 
@@ -374,8 +400,7 @@ class MHA(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             k, v = torch.cat([state["k"], k], 2), torch.cat([state["v"], v], 2)
-            mask = torch.ones(L, offset + L, dtype=torch.bool, device=x.device).tril(offset)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = attend_with_cache(q, k, v, offset)
         if state is not None:
             state["k"], state["v"] = k.detach(), v.detach()
         return self.out_proj(y.permute(0, 2, 1, 3).reshape(B, L, -1))
