@@ -1,0 +1,299 @@
+"""Run the tutorial notebooks under a profile and check their metrics.
+
+    python -m evo2kit.runner --profile smoke [--notebooks 00,03] [--out build] [--set seed=1]
+
+For each ``notebooks/NN_*.py`` (jupytext ``py:percent``, the source of truth), in order:
+
+1. the committed ``NN_*.ipynb`` must hold the same cells and no outputs (else: refuse, and say
+   to run ``jupytext --sync notebooks/*.py``); the notebook actually executed is generated from
+   the ``.py`` into ``build/<profile>/inputs/``, so the committed ``.ipynb`` stays output-free;
+2. papermill executes it with kernel ``python3`` and cwd = ``notebooks/`` (as Jupyter would),
+   injecting the profile's parameters (``notebooks/profiles.yml``) after the cell tagged
+   ``parameters``; the executed notebook goes to ``build/<profile>/NN_*.ipynb`` and an HTML
+   rendering beside it;
+3. the notebook records metrics into ``$EVO2KIT_METRICS_DIR`` = ``build/<profile>/metrics``;
+   ``$EVO2KIT_OUTPUT_DIR`` = ``build/<profile>`` is where notebooks may leave files for later ones.
+
+Then ``build/<profile>/metrics.json`` and ``metrics.md`` compare every metric with its range in
+``notebooks/expected_results.yml``. Exit status: 0 all good, 1 a notebook failed (its executed
+copy is printed), 2 a metric is out of range or missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+SHARED = "shared"  # profiles.yml key whose values go to every notebook that declares them
+DEFAULT_MODEL = "evo2kit-tiny"
+_UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")  # left in a value by os.path.expandvars: unset
+
+
+def notebook_sources(notebooks_dir: Path = NOTEBOOKS) -> dict[str, Path]:
+    """{stem: path} of every ``NN_*.py`` notebook, in order."""
+    return {p.stem: p for p in sorted(notebooks_dir.glob("[0-9][0-9]_*.py"))}
+
+
+def load_profiles(path: Path = NOTEBOOKS / "profiles.yml") -> dict:
+    doc = yaml.safe_load(path.read_text())
+    if not isinstance(doc, dict) or "profiles" not in doc:
+        raise ValueError(f"{path}: expected top-level keys 'defaults' and 'profiles'")
+    return doc
+
+
+def declared_parameters(nb) -> dict[str, str]:
+    """{name: type name} of the variables assigned in the cell tagged ``parameters``."""
+    import papermill
+
+    with _as_file(nb) as path:
+        return {name: p["inferred_type_name"] for name, p in papermill.inspect_notebook(path).items()}
+
+
+def profile_parameters(profiles: dict, profile: str, stem: str, declared: dict | None = None,
+                       overrides: dict | None = None) -> dict:
+    """Parameters for one notebook: shared defaults, the profile's shared values, notebook
+    defaults, the profile's notebook values, then ``overrides`` (shared values and overrides
+    only where ``declared``). ``$VARS`` in string values are expanded from the environment.
+
+    Raises KeyError for an unknown profile or a notebook value the notebook does not declare.
+    """
+    if profile not in profiles["profiles"]:
+        raise KeyError(f"unknown profile {profile!r}; profiles.yml has {sorted(profiles['profiles'])}")
+    defaults, prof = profiles.get("defaults") or {}, profiles["profiles"][profile] or {}
+    shared = (defaults.get(SHARED) or {}) | (prof.get(SHARED) or {})
+    own = (defaults.get(stem) or {}) | (prof.get(stem) or {})
+    overrides = overrides or {}
+    if declared is not None:
+        unknown = sorted(set(own) - set(declared))
+        if unknown:
+            raise KeyError(f"profiles.yml sets {unknown} for {stem} (profile {profile!r}), but its parameters "
+                           f"cell declares only {sorted(declared)}")
+        shared = {k: v for k, v in shared.items() if k in declared}
+        overrides = {k: v for k, v in overrides.items() if k in declared}
+    params = shared | own | overrides
+    return {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in params.items()}
+
+
+def read_py_notebook(path: Path):
+    """The jupytext ``py:percent`` notebook as an nbformat notebook with a python3 kernelspec."""
+    import jupytext
+
+    nb = jupytext.read(path)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def check_pair(py_path: Path) -> None:
+    """Raise if the paired ``.ipynb`` is missing, has outputs, or differs from the ``.py``."""
+    import jupytext
+
+    ipynb = py_path.with_suffix(".ipynb")
+    fix = f"run `jupytext --sync {py_path.relative_to(ROOT) if py_path.is_relative_to(ROOT) else py_path}`"
+    if not ipynb.is_file():
+        raise RuntimeError(f"{ipynb} is missing: {fix}")
+    a, b = jupytext.read(py_path), jupytext.read(ipynb)
+    if any(c.get("outputs") or c.get("execution_count") for c in b.cells):
+        raise RuntimeError(f"{ipynb} carries outputs; commit it without them (jupyter nbconvert "
+                           "--clear-output --inplace, or regenerate it from the .py with jupytext)")
+    cells = lambda nb: [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]  # noqa: E731
+    if cells(a) != cells(b):
+        first = next(i for i, (x, y) in enumerate(zip(cells(a) + [None], cells(b) + [None])) if x != y)
+        raise RuntimeError(f"{py_path.name} and {ipynb.name} differ (first at cell {first}): {fix}")
+
+
+class _as_file:
+    """Context manager: a notebook object or path as a path papermill can read."""
+
+    def __init__(self, nb):
+        self.nb, self.tmp = nb, None
+
+    def __enter__(self) -> str:
+        if isinstance(self.nb, (str, Path)):
+            return str(self.nb)
+        import tempfile
+
+        import nbformat
+
+        fd, self.tmp = tempfile.mkstemp(suffix=".ipynb")
+        with os.fdopen(fd, "w") as f:
+            nbformat.write(self.nb, f)
+        return self.tmp
+
+    def __exit__(self, *exc):
+        if self.tmp:
+            os.remove(self.tmp)
+        return False
+
+
+# ------------------------------------------------------------------------------------- metrics
+
+
+def load_expected(path: Path = NOTEBOOKS / "expected_results.yml") -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def check_metrics(recorded: dict, expected: dict, profile: str, models: dict[str, str]) -> list[dict]:
+    """One row per metric of the notebooks in ``models`` ({stem: model name}): recorded value,
+    expected range and status 'pass', 'FAIL' (out of range), 'MISSING' (expected, not recorded)
+    or 'unchecked' (recorded, no range)."""
+    rows = []
+    for stem, model in models.items():
+        ranges = ((expected.get(stem) or {}).get(profile) or {}).get(model) or {}
+        got = recorded.get(stem, {})
+        for name in sorted(set(ranges) | set(got)):
+            r, value = ranges.get(name), got.get(name)
+            if r is None:
+                status = "unchecked"
+            elif value is None:
+                status = "MISSING"
+            else:
+                status = "pass" if r["min"] <= value <= r["max"] else "FAIL"
+            rows.append({"notebook": stem, "model": model, "metric": name, "value": value,
+                         "min": r and r["min"], "max": r and r["max"], "status": status,
+                         "provenance": r and r.get("provenance", "")})
+    return rows
+
+
+def write_summary(rows: list[dict], out: Path, profile: str, timings: list[dict] | None = None) -> None:
+    """``out/metrics.json`` (the rows, and the notebooks' timings) and ``out/metrics.md`` (markdown tables)."""
+    timings = timings or []
+    (out / "metrics.json").write_text(json.dumps({"profile": profile, "metrics": rows, "timings": timings},
+                                                 indent=2) + "\n")
+    fmt = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731
+    lines = [f"# Metrics, profile `{profile}`", "",
+             "| notebook | model | metric | value | expected | status |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        rng = "" if r["min"] is None else f"[{fmt(r['min'])}, {fmt(r['max'])}]"
+        lines.append(f"| {r['notebook']} | {r['model']} | {r['metric']} | {fmt(r['value'])} | {rng} | {r['status']} |")
+    if timings:
+        lines += ["", "| notebook | status | wall (s) | CPU (s, kernel and its children) |", "|---|---|---|---|"]
+        lines += [f"| {t['notebook']} | {t['status']} | {t['wall_s']:.0f} | {t['cpu_s']:.0f} |" for t in timings]
+        lines.append(f"| total | | {sum(t['wall_s'] for t in timings):.0f} | {sum(t['cpu_s'] for t in timings):.0f} |")
+    (out / "metrics.md").write_text("\n".join(lines) + "\n")
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's finished children (the notebook kernels)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+# ------------------------------------------------------------------------------------- running
+
+
+def render_html(executed: Path) -> Path:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(executed))
+    html = executed.with_suffix(".html")
+    html.write_text(body)
+    return html
+
+
+def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "build",
+        overrides: dict | None = None, notebooks_dir: Path = NOTEBOOKS) -> int:
+    """Execute the profile's notebooks; returns the exit status (see the module docstring).
+    ``notebooks_dir`` holds the notebooks, profiles.yml and expected_results.yml."""
+    import nbformat
+    import papermill
+
+    notebooks_dir = Path(notebooks_dir).resolve()
+    sources = notebook_sources(notebooks_dir)
+    if notebooks:
+        wanted = {s for s in sources if any(s.startswith(n) for n in notebooks)}
+        unknown = [n for n in notebooks if not any(s.startswith(n) for s in sources)]
+        if unknown:
+            raise SystemExit(f"no notebook matches {unknown}; have {list(sources)}")
+        sources = {s: p for s, p in sources.items() if s in wanted}
+    profiles = load_profiles(notebooks_dir / "profiles.yml")
+    outdir = (Path(out) / profile).resolve()
+    metrics_dir = outdir / "metrics"
+    (outdir / "inputs").mkdir(parents=True, exist_ok=True)
+    metrics_dir.mkdir(exist_ok=True)
+    os.environ["EVO2KIT_METRICS_DIR"] = str(metrics_dir)
+    os.environ["EVO2KIT_OUTPUT_DIR"] = str(outdir)
+
+    plan = {}
+    for stem, py in sources.items():  # check everything before running anything
+        check_pair(py)
+        nb = read_py_notebook(py)
+        declared = declared_parameters(nb)
+        if not declared:
+            raise RuntimeError(f"{py}: no cell tagged 'parameters'")
+        params = profile_parameters(profiles, profile, stem, declared, overrides)
+        unset = sorted({m for v in params.values() if isinstance(v, str) for m in _UNSET_VAR.findall(v)})
+        if unset:
+            raise SystemExit(f"profile {profile!r}, {stem}: environment variable(s) {', '.join(unset)} not set "
+                             "(profiles.yml refers to them, e.g. for the official Evo 2 checkpoints)")
+        plan[stem] = (nb, params)
+
+    status, models, timings = 0, {}, []
+    for stem, (nb, params) in plan.items():
+        (metrics_dir / f"{stem}.json").unlink(missing_ok=True)
+        src = outdir / "inputs" / f"{stem}.ipynb"
+        nbformat.write(nb, src)
+        executed = outdir / f"{stem}.ipynb"
+        models[stem] = str(params.get("model_name", DEFAULT_MODEL))
+        print(f"[{profile}] {stem} {json.dumps(params, default=str)}", flush=True)
+        t0, cpu0 = time.time(), _children_cpu_s()
+        try:
+            papermill.execute_notebook(str(src), str(executed), parameters=params, kernel_name="python3",
+                                       cwd=str(notebooks_dir), progress_bar=False)
+        except Exception as e:  # noqa: BLE001 (papermill raises PapermillExecutionError and others)
+            timings.append({"notebook": stem, "status": "FAILED", "wall_s": time.time() - t0,
+                            "cpu_s": _children_cpu_s() - cpu0})
+            print(f"[{profile}] {stem} FAILED after {time.time() - t0:.0f}s: {type(e).__name__}: {e}\n"
+                  f"  executed notebook: {executed}", file=sys.stderr, flush=True)
+            status = 1
+            if executed.is_file():
+                render_html(executed)
+            break
+        timings.append({"notebook": stem, "status": "ok", "wall_s": time.time() - t0, "cpu_s": _children_cpu_s() - cpu0})
+        print(f"[{profile}] {stem} done in {timings[-1]['wall_s']:.0f}s (CPU {timings[-1]['cpu_s']:.0f}s) -> "
+              f"{render_html(executed)}", flush=True)
+
+    from .metrics import read_metrics
+
+    rows = check_metrics(read_metrics(metrics_dir), load_expected(notebooks_dir / "expected_results.yml"), profile,
+                         models if status == 0 else {})
+    write_summary(rows, outdir, profile, timings)
+    bad = [r for r in rows if r["status"] in ("FAIL", "MISSING")]
+    print((outdir / "metrics.md").read_text())
+    if bad and status == 0:
+        print(f"[{profile}] {len(bad)} metric(s) out of range or missing: "
+              + ", ".join(f"{r['notebook']}:{r['metric']}={r['value']}" for r in bad), file=sys.stderr)
+        status = 2
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", help="a profile of notebooks/profiles.yml (default: cpu)")
+    ap.add_argument("--notebooks", default="", help="comma-separated prefixes, e.g. 00,03 (default: all)")
+    ap.add_argument("--out", default=str(ROOT / "build"), help="output root; results go to OUT/<profile>")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a parameter in every notebook that declares it, e.g. --set seed=1")
+    args = ap.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value)
+    notebooks = [n.strip() for n in args.notebooks.split(",") if n.strip()]
+    return run(args.profile, notebooks or None, Path(args.out), overrides)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

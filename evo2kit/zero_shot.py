@@ -1,0 +1,69 @@
+"""Zero-shot variant effect: delta log-likelihood of variant vs reference windows, and AUROC.
+
+    table = variant_deltas(model, df, window=2048, batch_size=8)   # df from data.load_brca1()
+    auroc, lo, hi = auroc_ci(table["class"] == "LOF", -table["delta"])
+
+delta = mean log-likelihood (nats per predicted base) of the variant window minus that of its
+reference window; a damaging variant should look less likely to the model (delta < 0), so
+``-delta`` is the score for LOF.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from . import data
+from .tokenizer import reverse_complement as reverse_complement_of
+
+
+def delta_likelihood(model, ref_seqs: list[str], var_seqs: list[str], ref_index: np.ndarray,
+                     batch_size: int = 8, reverse_complement: bool = False) -> np.ndarray:
+    """delta (N,) = score(variant window) - score(its reference window), scoring each unique
+    reference window once (``ref_index`` (N,) maps variants to ``ref_seqs``). With
+    ``reverse_complement`` both windows are read on the minus strand."""
+    if reverse_complement:
+        ref_seqs, var_seqs = [reverse_complement_of(s) for s in ref_seqs], [reverse_complement_of(s) for s in var_seqs]
+    ref = np.asarray(model.score_sequences(ref_seqs, batch_size=batch_size))
+    var = np.asarray(model.score_sequences(var_seqs, batch_size=batch_size))
+    return var - ref[np.asarray(ref_index)]
+
+
+def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, strands: str = "+",
+                   region: str | None = None) -> pd.DataFrame:
+    """``df`` (rows with pos/ref/alt) plus columns ``delta+`` and/or ``delta-`` (per strand in
+    ``strands``: "+", "-" or "+-") and ``delta`` (their mean), for ``window``-bp windows centred
+    on each SNV (see :func:`evo2kit.data.variant_windows`)."""
+    if not strands or set(strands) - {"+", "-"}:
+        raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
+    ref_seqs, var_seqs, ref_index = data.variant_windows(df, window, region)
+    cols = {f"delta{s}": delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-") for s in strands}
+    return df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
+                     n_unique_ref=len(ref_seqs))
+
+
+def auroc_ci(labels, scores, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(AUROC, lower, upper): the percentile bootstrap interval over ``n_boot`` resamples of the
+    variants, each resample stratified by label so both classes are always present."""
+    y, s = np.asarray(labels, bool), np.asarray(scores, float)
+    if y.all() or not y.any():
+        raise ValueError(f"AUROC needs both classes; got {int(y.sum())} positives of {len(y)}")
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    boots = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        boots[b] = roc_auc_score(y[idx], s[idx])
+    alpha = (1 - level) / 2
+    return float(roc_auc_score(y, s)), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+
+
+def stratified_subset(df: pd.DataFrame, n: int | None, seed: int = 0, by: str = "class") -> pd.DataFrame:
+    """``n`` rows drawn with class proportions kept (all rows when n is None or >= len(df))."""
+    if n is None or n >= len(df):
+        return df
+    frac = n / len(df)
+    idx = np.concatenate([g.sample(max(1, round(len(g) * frac)), random_state=seed).index
+                          for _, g in df.groupby(by)])
+    return df.loc[np.sort(idx)]

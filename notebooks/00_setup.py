@@ -1,0 +1,163 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
+# %% [markdown]
+# # 00 · Setup: what this machine has, which data are here, which models fit
+#
+# Before any biology, three questions decide what the rest of the tutorials can do here:
+#
+# 1. **Software**: which Python, PyTorch and library versions run this notebook (write them down
+#    with any result you report: numbers move between versions).
+# 2. **Data**: every dataset the tutorials use is fetched (from `$EVO2KIT_DATA_DIR`, the cache, or
+#    its public source) and checked against a SHA-256 hash, so a truncated download or a different
+#    genome build cannot silently change a result.
+# 3. **Models**: a DNA language model is a few million (our bundled teaching model) to forty billion
+#    (the largest Evo 2) numbers. We count them for each size and compare with the memory at hand.
+
+# %% tags=["parameters"]
+data_dir = ""  # folder with the datasets (empty: $EVO2KIT_DATA_DIR, then the cache, then a download)
+download = True  # fetch missing datasets from their public source (False: only report them)
+activation_margin = 0.25  # memory for activations on top of the weights, as a fraction of the weights
+models = ["evo2kit-tiny", "evo2_1b_base", "evo2_7b", "evo2_40b"]  # model sizes to check
+
+# %%
+import importlib.metadata as md
+import os
+import platform
+import sys
+
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+import evo2kit
+from evo2kit import data
+from evo2kit.api import WEIGHTS_DIR, resolve_config
+from evo2kit.model import StripedHyena2
+
+if data_dir:
+    os.environ["EVO2KIT_DATA_DIR"] = data_dir
+print("EVO2KIT_DATA_DIR =", os.environ.get("EVO2KIT_DATA_DIR") or "(not set: cache, then download)")
+
+# %% [markdown]
+# ## 1. Software versions
+
+# %%
+packages = ["evo2kit", "torch", "numpy", "pandas", "scikit-learn", "tokenizers", "papermill", "jupytext"]
+versions = {"python": platform.python_version()} | {p: md.version(p) for p in packages}
+display(pd.Series(versions, name="version").to_frame())
+
+# %% [markdown]
+# ## 2. Hardware
+#
+# The GPU, if any, decides which Evo 2 models can run at all; the CPU count and memory decide how
+# fast the bundled model runs. `torch.get_num_threads()` is how many cores PyTorch will use.
+
+# %%
+def system_memory_bytes() -> tuple[int, int]:
+    """(total, available) RAM in bytes, from /proc/meminfo (Linux) or sysconf."""
+    try:
+        info = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+        kb = lambda key: int(info[key].split()[0]) * 1024  # noqa: E731
+        return kb("MemTotal"), kb("MemAvailable")
+    except OSError:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return total, total
+
+
+ram_total, ram_available = system_memory_bytes()
+gpu = torch.cuda.get_device_properties(0) if torch.cuda.is_available() else None
+hardware = {
+    "platform": platform.platform(),
+    "cpu cores (os)": os.cpu_count(),
+    "torch threads": torch.get_num_threads(),
+    "RAM total (GiB)": round(ram_total / 2**30, 1),
+    "RAM available (GiB)": round(ram_available / 2**30, 1),
+    "GPU": gpu.name if gpu else "none (CPU only)",
+    "GPU memory (GiB)": round(gpu.total_memory / 2**30, 1) if gpu else 0,
+}
+display(pd.Series(hardware, name="value").to_frame())
+
+# %% [markdown]
+# ## 3. Datasets: fetch and verify
+#
+# `evo2kit.data.DATASETS` lists every file the tutorials use with its source and hash. `fetch(name)`
+# returns a verified local copy (looking in `$EVO2KIT_DATA_DIR`, then the cache, then downloading);
+# a file whose hash does not match raises an error instead of being used.
+
+# %%
+rows = []
+for name, ds in data.DATASETS.items():
+    try:
+        path = data.fetch(name, download=download)
+        rows.append({"dataset": name, "status": "verified", "MB": round(path.stat().st_size / 1e6, 1), "path": str(path)})
+    except FileNotFoundError as e:
+        rows.append({"dataset": name, "status": "missing", "MB": None, "path": str(e).splitlines()[0]})
+datasets = pd.DataFrame(rows)
+display(datasets)
+n_verified = int((datasets["status"] == "verified").sum())
+print(f"{n_verified} of {len(datasets)} datasets verified")
+
+# %% [markdown]
+# ## 4. Which model sizes fit here?
+#
+# We build each architecture on PyTorch's `meta` device: the layers exist with their shapes but no
+# memory behind them, so even the 40B model is counted in a fraction of a second. For inference the
+# weights are stored in bfloat16 (2 bytes per number; our small model uses float32, 4 bytes), and the
+# activations need room on top (`activation_margin`, more for long sequences, see notebook 05).
+# The memory to compare with is the GPU's when there is one, else the free RAM.
+
+# %%
+def parameter_count(name: str) -> int:
+    config, _ = resolve_config(name)
+    with torch.device("meta"):
+        return StripedHyena2(config).num_params()
+
+
+budget = gpu.total_memory if gpu else ram_available
+fit_rows = []
+for name in models:
+    n = parameter_count(name)
+    bytes_per = 4 if name == "evo2kit-tiny" else 2
+    need = n * bytes_per * (1 + activation_margin)
+    fit_rows.append({"model": name, "parameters": f"{n / 1e9:.3f} B" if n > 1e8 else f"{n / 1e6:.2f} M",
+                     "weights dtype": "float32" if bytes_per == 4 else "bfloat16",
+                     "needed (GiB)": round(need / 2**30, 2), "fits": need < budget})
+fits = pd.DataFrame(fit_rows)
+print(f"memory budget: {budget / 2**30:.1f} GiB of {'GPU' if gpu else 'free RAM'}")
+display(fits)
+
+# %% [markdown]
+# Official Evo 2 checkpoints also need a CUDA GPU with the `evo2` package (and, for the FP8 layers
+# of the 40B and 1B models, a Hopper-class GPU); on a CPU they can only be counted, not run. The
+# tutorials therefore use the bundled **evo2kit-tiny**, the same architecture shrunk to ~1.4 M
+# parameters and trained on human chr20 and chrX.
+
+# %% [markdown]
+# ## 5. The bundled model's card
+
+# %%
+card = WEIGHTS_DIR / "MODEL_CARD.md"
+if card.is_file():
+    display(Markdown(card.read_text()))
+else:
+    print(f"no model card at {card}")
+
+# %%
+tiny_params = parameter_count("evo2kit-tiny")
+evo2kit.record_metrics("00_setup", {
+    "datasets_verified": n_verified,
+    "datasets_total": len(datasets),
+    "tiny_params_millions": tiny_params / 1e6,
+    "evo2_7b_params_billions": parameter_count("evo2_7b") / 1e9,
+    "evo2_40b_params_billions": parameter_count("evo2_40b") / 1e9,
+})

@@ -1,0 +1,179 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
+# %% [markdown]
+# # 03 · Zero-shot variant effect prediction on BRCA1
+#
+# Can a model that was only taught to predict the next base tell a harmful mutation from a
+# harmless one, without ever seeing a label? The idea: a language model assigns each sequence a
+# likelihood. If a single-nucleotide variant (SNV) breaks something the model has learned to expect
+# (a splice site, a codon pattern), the variant sequence should look **less likely** than the
+# reference. So for each SNV we compute
+#
+#     delta = score(window with the variant) - score(reference window)
+#
+# where the score is the mean log-likelihood per base, and we check how well `-delta` separates
+# the loss-of-function (LOF) variants from the functional ones (FUNC/INT) measured by
+# Findlay et al. (2018) with saturation genome editing of BRCA1. No training is involved: this is
+# "zero-shot". The measure of separation is the AUROC: 0.5 is chance, 1.0 perfect.
+
+# %% tags=["parameters"]
+model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
+model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+device = "auto"  # "auto": CUDA when present, else CPU
+dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
+backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; needed for FP8 models such as evo2_1b_base)
+data_dir = ""  # folder with the datasets (empty: $EVO2KIT_DATA_DIR, then the cache, then a download)
+n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
+window = 2048  # bp around each SNV, for every selected variant
+compare_windows = [512, 8192]  # other window sizes, scored on a subset
+n_compare = 200  # variants in that subset (also used for reverse-complement averaging)
+batch_size = 8
+n_boot = 1000  # bootstrap resamples for the AUROC interval
+seed = 0
+
+# %%
+import os
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+import evo2kit
+from evo2kit import data, plots
+from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
+
+device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
+if data_dir:
+    os.environ["EVO2KIT_DATA_DIR"] = data_dir
+if backend == "vortex":  # the official evo2.Evo2: same score_sequences(), used by every cell below
+    model = evo2kit.load_model(model_name, local_path=model_weights or None, backend="vortex")
+else:
+    model = evo2kit.load_model(model_name, local_path=model_weights or None, backend=backend, device=device,
+                               dtype=torch_dtype)
+print(f"{model_name} ({backend} backend): {sum(p.numel() for p in model.model.parameters()):,} parameters")
+
+# %% [markdown]
+# ## 1. The variants
+#
+# 3,893 SNVs, each with a measured function score. FUNC and INT (intermediate) are merged into
+# FUNC/INT, as in the Evo 2 paper; LOF is the class to detect.
+
+# %%
+brca1 = data.load_brca1()
+variants = stratified_subset(brca1, n_variants, seed=seed)
+print(f"{len(variants)} of {len(brca1)} SNVs")
+print(variants["class"].value_counts().to_string())
+variants.head()
+
+# %% [markdown]
+# ## 2. Windows and scores
+#
+# For each SNV we cut a window of the reference genome centred on it, and the same window with the
+# base substituted. Several SNVs sit at the same position (three possible alternative bases), so
+# they share one reference window: we score each **unique** reference window once
+# (`ref_index` maps every variant to its reference window), which saves a large part of the work.
+
+# %%
+ref_seqs, var_seqs, ref_index = data.variant_windows(variants, window)
+print(f"{len(var_seqs)} variant windows share {len(ref_seqs)} unique reference windows of {window} bp")
+
+t0 = time.time()
+table = variant_deltas(model, variants, window, batch_size=batch_size)
+elapsed = time.time() - t0
+tokens_per_s = (len(ref_seqs) + len(var_seqs)) * window / elapsed
+print(f"scored {len(ref_seqs) + len(var_seqs)} windows in {elapsed:.0f}s ({tokens_per_s:,.0f} tokens/s)")
+
+# %% [markdown]
+# ## 3. Does delta differ by class?
+#
+# Each dot is a variant. If the model has learned something relevant, LOF variants sit lower
+# (more negative delta: the variant makes the sequence less likely).
+
+# %%
+fig, ax = plt.subplots(figsize=(5, 4))
+plots.delta_by_class(table, ax=ax)
+ax.set_title(f"{model_name}, {window}-bp windows")
+plt.show()
+print(table.groupby("class")["delta"].describe().to_string())
+
+# %% [markdown]
+# ## 4. AUROC with a bootstrap interval
+#
+# The ROC curve shows, for every threshold on `-delta`, the fraction of LOF variants caught (true
+# positive rate) against the fraction of FUNC/INT variants wrongly flagged. Its area is the AUROC.
+# With a few hundred LOF variants the AUROC is itself uncertain: we resample the variants 1,000
+# times (within each class) and report the middle 95% of the resampled AUROCs.
+
+# %%
+is_lof = (table["class"] == "LOF").to_numpy()
+auroc, lo, hi = auroc_ci(is_lof, -table["delta"], n_boot=n_boot, seed=seed)
+print(f"AUROC {auroc:.3f} (95% bootstrap interval {lo:.3f}-{hi:.3f}), {is_lof.sum()} LOF of {len(is_lof)}")
+plots.roc_curves({f"{window} bp": (is_lof, -table["delta"])})
+plt.show()
+
+# %% [markdown]
+# ## 5. Both strands: reverse-complement averaging
+#
+# DNA is double-stranded and a gene can be read on either strand; the model reads left to right, so
+# the same variant scored on the reverse complement sees a different context (what came "after" is
+# now "before"). Averaging the two deltas is a cheap, common improvement. We score the minus strand
+# on a subset of `n_compare` variants and compare with the plus strand alone.
+
+# %%
+subset = stratified_subset(variants, n_compare, seed=seed)
+minus = variant_deltas(model, subset, window, batch_size=batch_size, strands="-")
+both = subset.assign(plus=table.loc[subset.index, "delta"], minus=minus["delta-"])
+both["average"] = (both["plus"] + both["minus"]) / 2
+y_sub = (both["class"] == "LOF").to_numpy()
+rc = {name: auroc_ci(y_sub, -both[name], n_boot=n_boot, seed=seed) for name in ("plus", "minus", "average")}
+print(pd.DataFrame(rc, index=["AUROC", "low", "high"]).T.round(3).to_string())
+plots.roc_curves({f"{k} strand" if k != "average" else "average": (y_sub, -both[k]) for k in rc})
+plt.show()
+
+# %% [markdown]
+# ## 6. How much context? Windows of several sizes
+#
+# A longer window gives the model more context around the variant, at a cost linear in its length
+# (our model was trained on 2,048-bp windows; Evo 2 uses 8,192 bp in the published benchmark).
+
+# %%
+sizes = sorted({window, *compare_windows})
+by_window = []
+for w in sizes:
+    t = table.loc[subset.index] if w == window else variant_deltas(model, subset, w, batch_size=batch_size)
+    a, l, h = auroc_ci(y_sub, -t["delta"], n_boot=n_boot, seed=seed)
+    by_window.append({"window": w, "AUROC": a, "low": l, "high": h})
+by_window = pd.DataFrame(by_window)
+print(by_window.round(3).to_string(index=False))
+ax = sns.pointplot(data=by_window, x="window", y="AUROC", linestyle="none")
+ax.errorbar(range(len(by_window)), by_window["AUROC"],
+            yerr=[by_window["AUROC"] - by_window["low"], by_window["high"] - by_window["AUROC"]], fmt="none", color="C0")
+ax.axhline(0.5, color="grey", ls="--", lw=0.8)
+ax.set(xlabel="window (bp)", ylabel=f"AUROC on {len(subset)} variants")
+plt.show()
+
+# %%
+evo2kit.record_metrics("03_zero_shot", {
+    "auroc": auroc,
+    "auroc_ci_low": lo,
+    "auroc_ci_high": hi,
+    "n_variants": len(table),
+    "n_unique_ref_windows": len(ref_seqs),
+    "auroc_subset_plus": rc["plus"][0],
+    "auroc_subset_rc_average": rc["average"][0],
+    **{f"auroc_subset_w{int(r.window)}": r.AUROC for r in by_window.itertuples()},
+    "tokens_per_s": tokens_per_s,
+})

@@ -1,0 +1,186 @@
+"""The tutorial notebooks: pairing, parameters under every profile, and a real smoke run.
+
+The smoke run executes every notebook through ``evo2kit.runner`` (papermill, a real python3
+kernel) once per session and fails on any notebook error, any metric outside its range in
+notebooks/expected_results.yml, and any expected metric that was not recorded. It needs the
+datasets: CI sets EVO2KIT_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+
+import papermill
+import pytest
+import yaml
+
+from evo2kit import runner
+
+SOURCES = runner.notebook_sources()
+PROFILES = runner.load_profiles()
+EXPECTED = runner.load_expected()
+
+
+@pytest.mark.parametrize("stem", list(SOURCES))
+def test_pair_in_sync_and_output_free(stem):
+    runner.check_pair(SOURCES[stem])
+
+
+@pytest.mark.parametrize("profile", list(PROFILES["profiles"]))
+@pytest.mark.parametrize("stem", list(SOURCES))
+def test_profile_parameters_exist_in_parameters_cell(stem, profile, tmp_path):
+    nb = runner.read_py_notebook(SOURCES[stem])
+    declared = runner.declared_parameters(nb)
+    assert declared, f"{stem}: no cell tagged 'parameters'"
+    params = runner.profile_parameters(PROFILES, profile, stem, declared)  # raises on undeclared names
+    src = tmp_path / f"{stem}.ipynb"
+    import nbformat
+
+    nbformat.write(nb, src)
+    prepared = papermill.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters=params,
+                                          prepare_only=True, kernel_name="python3", progress_bar=False)
+    injected = [c for c in prepared.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == (1 if params else 0)
+    if params:
+        names = {line.split("=")[0].strip() for line in injected[0].source.splitlines() if "=" in line}
+        assert names == set(params)
+
+
+def test_profile_parameters_reject_undeclared_names():
+    profiles = {"profiles": {"p": {"03_zero_shot": {"no_such_parameter": 1}}}}
+    with pytest.raises(KeyError, match="no_such_parameter"):
+        runner.profile_parameters(profiles, "p", "03_zero_shot", {"window": "int"})
+
+
+def test_expected_results_layout():
+    """notebook -> profile -> model -> metric -> {min, max, provenance}, min <= max, known profiles."""
+    for stem, by_profile in EXPECTED.items():
+        for profile, by_model in (by_profile or {}).items():
+            assert profile in PROFILES["profiles"], f"{stem}: unknown profile {profile!r}"
+            for model, metrics in (by_model or {}).items():
+                for name, r in metrics.items():
+                    assert set(r) == {"min", "max", "provenance"}, (stem, profile, model, name)
+                    assert r["min"] <= r["max"], (stem, profile, model, name)
+                    assert r["provenance"].strip(), (stem, profile, model, name)
+
+
+def test_check_metrics_statuses():
+    expected = {"03_zero_shot": {"smoke": {"m": {"a": {"min": 0, "max": 1, "provenance": "x"},
+                                                  "b": {"min": 0, "max": 1, "provenance": "x"},
+                                                  "c": {"min": 0, "max": 1, "provenance": "x"}}}}}
+    rows = runner.check_metrics({"03_zero_shot": {"a": 0.5, "b": 2.0, "d": 7.0}}, expected, "smoke",
+                                {"03_zero_shot": "m"})
+    assert {r["metric"]: r["status"] for r in rows} == {"a": "pass", "b": "FAIL", "c": "MISSING", "d": "unchecked"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    status = runner.run("smoke", out=out)
+    return status, out / "smoke"
+
+
+def test_smoke_profile_runs_and_metrics_in_range(smoke_run):
+    status, outdir = smoke_run
+    summary = json.loads((outdir / "metrics.json").read_text())["metrics"]
+    bad = [f"{r['notebook']}:{r['metric']}={r['value']} expected [{r['min']}, {r['max']}] ({r['status']})"
+           for r in summary if r["status"] in ("FAIL", "MISSING")]
+    assert status == 0, f"runner exit status {status}; see {outdir}; " + "; ".join(bad)
+    assert not bad
+    for stem in SOURCES:
+        assert (outdir / f"{stem}.ipynb").is_file() and (outdir / f"{stem}.html").is_file()
+        checked = [r for r in summary if r["notebook"] == stem and r["status"] == "pass"]
+        assert checked, f"{stem}: no metric was checked against notebooks/expected_results.yml"
+
+
+def test_smoke_profile_expected_metrics_cover_every_notebook():
+    for stem in SOURCES:
+        ranges = ((EXPECTED.get(stem) or {}).get("smoke") or {}).get(runner.DEFAULT_MODEL) or {}
+        assert ranges, f"notebooks/expected_results.yml has no smoke ranges for {stem} ({runner.DEFAULT_MODEL})"
+
+
+def test_profiles_yaml_is_plain():
+    doc = yaml.safe_load(runner.NOTEBOOKS.joinpath("profiles.yml").read_text())
+    assert set(doc) == {"defaults", "profiles"}
+    assert {"smoke", "cpu"} <= set(doc["profiles"])
+
+
+def test_failing_cell_fails_the_run(tmp_path, capsys):
+    """A notebook that raises: exit status 1, its executed copy is written and its path printed."""
+    import jupytext
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    py = nbdir / "00_fails.py"
+    py.write_text('# %% tags=["parameters"]\nx = 1\n\n# %%\nraise RuntimeError(f"boom {x}")\n')
+    jupytext.write(jupytext.read(py), py.with_suffix(".ipynb"))
+    (nbdir / "profiles.yml").write_text("profiles:\n  p:\n    00_fails: {x: 2}\n")
+    (nbdir / "expected_results.yml").write_text("{}\n")
+    status = runner.run("p", out=tmp_path / "build", notebooks_dir=nbdir)
+    executed = tmp_path / "build" / "p" / "00_fails.ipynb"
+    assert status == 1
+    assert str(executed) in capsys.readouterr().err
+    assert "boom 2" in executed.read_text()
+
+
+def _tiny_notebook_dir(tmp_path, body: str, profiles: str, expected: str):
+    """A one-notebook folder (``00_tiny.py`` + its paired .ipynb, profiles.yml, expected_results.yml)."""
+    import jupytext
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    py = nbdir / "00_tiny.py"
+    py.write_text('# %% tags=["parameters"]\nx = 1\n\n# %%\n' + body)
+    jupytext.write(jupytext.read(py), py.with_suffix(".ipynb"))
+    (nbdir / "profiles.yml").write_text(profiles)
+    (nbdir / "expected_results.yml").write_text(expected)
+    return nbdir
+
+
+def test_metric_out_of_range_or_missing_fails_the_run(tmp_path, capsys):
+    """A real kernel records a=x (out of [0, 1]) and never records b (listed): exit status 2, both
+    reported; the same notebook with x in range and b no longer listed passes (status 0)."""
+    body = 'import evo2kit\nevo2kit.record_metrics("00_tiny", {"a": x, "extra": 3.0})\n'
+    ranges = ("00_tiny:\n  p:\n    evo2kit-tiny:\n"
+              "      a: {min: 0.0, max: 1.0, provenance: test}\n")
+    nbdir = _tiny_notebook_dir(tmp_path, body, "profiles:\n  p:\n    00_tiny: {x: 2}\n",
+                               ranges + "      b: {min: 0.0, max: 1.0, provenance: test}\n")
+    status = runner.run("p", out=tmp_path / "build", notebooks_dir=nbdir)
+    rows = {r["metric"]: r["status"] for r in
+            json.loads((tmp_path / "build" / "p" / "metrics.json").read_text())["metrics"]}
+    assert status == 2
+    assert rows == {"a": "FAIL", "b": "MISSING", "extra": "unchecked"}
+    err = capsys.readouterr().err
+    assert "00_tiny:a=2.0" in err and "00_tiny:b=None" in err
+
+    (nbdir / "profiles.yml").write_text("profiles:\n  p:\n    00_tiny: {x: 0.5}\n")
+    (nbdir / "expected_results.yml").write_text(ranges)
+    assert runner.run("p", out=tmp_path / "build2", notebooks_dir=nbdir) == 0
+
+
+def test_unset_environment_variable_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("EVO2KIT_NO_SUCH_WEIGHTS", raising=False)
+    nbdir = _tiny_notebook_dir(tmp_path, "print(x)\n",
+                               "profiles:\n  p:\n    00_tiny: {x: $EVO2KIT_NO_SUCH_WEIGHTS}\n", "{}\n")
+    with pytest.raises(SystemExit, match="EVO2KIT_NO_SUCH_WEIGHTS"):
+        runner.run("p", out=tmp_path / "build", notebooks_dir=nbdir)
+
+
+def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
+    """.github/workflows/gpu-notebooks.yml: a self-hosted GPU job whose profile choices exist in
+    profiles.yml (their parameters are papermill-prepared by the test above), which runs the
+    runner on the chosen profile and uploads what it wrote."""
+    wf = yaml.safe_load((runner.ROOT / ".github" / "workflows" / "gpu-notebooks.yml").read_text())
+    job = wf["jobs"]["notebooks"]
+    assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
+    trigger = wf.get("on") or wf.get(True)  # PyYAML reads the key `on` as True
+    choices = trigger["workflow_dispatch"]["inputs"]["profile"]["options"]
+    gpu_profiles = [p for p in PROFILES["profiles"] if p.startswith("gpu-")]
+    assert gpu_profiles and sorted(choices) == sorted(gpu_profiles)
+    assert trigger["workflow_dispatch"]["inputs"]["profile"]["default"] in gpu_profiles
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert 'python -m evo2kit.runner --profile "$PROFILE"' in runs
+    assert "pytest" in runs and "tests/test_notebooks.py" in runs
+    for profile in gpu_profiles:
+        shared = PROFILES["profiles"][profile].get(runner.SHARED) or {}
+        assert shared.get("device") == "cuda" and str(shared.get("model_weights", "")).startswith("$"), profile
