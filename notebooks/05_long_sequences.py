@@ -115,10 +115,12 @@ del logits_whole, logits_chunked
 # %% [markdown]
 # Time and memory of the chunked embedding (`model.embed_long`, mean-pooled) against length.
 # The Hyena blocks' state has a fixed size whatever the length; what still grows is attention:
-# its keys and values for every earlier position are kept, and each new chunk is compared with
-# all of them (a chunk x length table of scores per head). So read the table below for what
-# each length really costs on this machine, rather than assuming the memory is flat: on a GPU,
-# PyTorch's memory-efficient attention avoids most of that table; on a CPU it may not.
+# its keys and values for every earlier position are kept (the K/V cache: 2 x hidden size numbers
+# per position and attention layer), and each new chunk is compared with all of them. evo2kit
+# compares a chunk with the cache one block of 4,096 keys at a time and merges the softmax as it
+# goes (`evo2kit.model.attend_with_cache`), so no chunk x length table is ever held. Memory thus
+# grows only by the cache, slowly; time grows with the square of the length, because every
+# position still looks at every earlier one.
 
 # %%
 chunked = measure_forward(model_name, long_lengths, "embed_long", chunk_size=chunk_size, device=device,

@@ -1,0 +1,290 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Embeddings: the numbers a DNA language model gives each variant
+#
+# A language model reads a DNA sequence one base at a time. Inside, every base becomes a
+# vector of numbers (its *embedding*, or *hidden state*) at every layer of the model:
+# a sequence of `L` bases gives, at each layer, a matrix of `L x d` numbers (`d` = 96 for the
+# small bundled model, 1,920 for Evo 2 1B, 4,096 for Evo 2 7B). These vectors are where the
+# model keeps what it has learned about the sequence, and a small classifier trained on them
+# (a *probe*, notebook 04) can often predict things the model was never told, such as whether
+# a variant breaks BRCA1.
+#
+# This notebook prepares those features for the 3,893 BRCA1 variants of Findlay et al. (2018):
+#
+# 1. the variant table and a window of genome around each variant;
+# 2. **every layer in one pass**, written to an on-disk store that survives interruptions;
+# 3. **pooling**: four ways to turn an `L x d` matrix into one vector, side by side;
+# 4. a **PCA** picture of the embeddings, coloured by functional class;
+# 5. the **cost** of the widely copied recipe that runs the model once per layer, measured
+#    against the single pass.
+
+# %% tags=["parameters"]
+model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
+model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+device = "auto"  # "auto": CUDA when present, else CPU
+dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
+data_dir = None  # None: $EVO2KIT_DATA_DIR, else the download cache
+store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (the runner's build/<profile>), else build/embeddings
+window = 1024  # bp of genome around each variant (the Evo 2 notebook uses 8,192)
+n_variants = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
+layer_ids = None  # None: every block; or block indices, e.g. [2, 5, 8, 11]
+pooling = "mean"  # how the store summarises each window (the community tutorial's choice)
+batch_size = 8  # windows per forward pass
+n_pooling = 400  # variants in the pooling comparison
+window_k = 8  # the at-variant window pooling averages bases -k .. +k around the variant
+n_timing = 8  # variants timed with the per-layer recipe
+seed = 0
+
+# %%
+import os
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+import evo2kit
+from evo2kit import embed, probes
+from evo2kit.data import load_brca1, variant_windows
+from evo2kit.zero_shot import stratified_subset
+
+if data_dir is not None:
+    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+torch.manual_seed(seed)
+sns.set_theme(style="whitegrid", context="notebook")
+
+# %% [markdown]
+# ## 1 · Variants and windows
+#
+# Findlay et al. edited every possible single-base change into 13 exons of BRCA1 in human
+# cells and measured how well the cells survived. Each variant is `FUNC` (functional),
+# `INT` (intermediate) or `LOF` (loss of function); as in the Evo 2 notebook we merge the
+# first two, so the question is *LOF or not*.
+#
+# A causal language model only sees sequence, so each variant becomes two windows of
+# genome centred on it: the **reference** window and the same window with the one base
+# changed (the **variant** window). Neighbouring variants (up to three at each position)
+# share their reference window, which is computed once.
+
+# %%
+df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
+y = (df["class"] == "LOF").to_numpy(np.int64)
+windows = variant_windows(df, window)
+n_windows = len(windows.ref_seqs) + len(windows.var_seqs)
+print(f"{len(df):,} SNVs ({y.sum():,} LOF, {(1 - y).sum():,} FUNC/INT) at {df.pos.nunique():,} positions")
+print(f"{len(windows.ref_seqs):,} distinct {window:,}-bp reference windows + {len(windows.var_seqs):,} variant windows "
+      f"= {n_windows * window / 1e6:.1f} M bases to read")
+df.head()
+
+# %%
+fig, ax = plt.subplots(figsize=(10, 2.5))
+sns.stripplot(data=df, x="pos", y="class", hue="class", size=2.5, jitter=0.3, ax=ax, legend=False)
+ax.set(xlabel="hg19 position on chromosome 17", ylabel="", title="Where the variants are: 13 exons of BRCA1")
+plt.show()
+
+# %% [markdown]
+# ## 2 · Every layer, one pass, into an on-disk store
+#
+# Hooks on every layer collect each layer's output during **one** forward pass per batch of
+# windows. Batches are padded with the pad token (id 1, not the end-of-sequence id 0) and the
+# pooling only averages real bases. The store keeps one `.npy` file per layer plus a manifest;
+# if the run is interrupted, rerunning the same cell computes only the missing batches, and a
+# store made with other settings is refused rather than silently mixed.
+
+# %%
+device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
+                           dtype=None if dtype == "auto" else getattr(torch, dtype))
+layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
+mid = layers[len(layers) // 2]  # a middle layer: the usual best guess before a sweep (notebook 04)
+store_root = Path(store_root or Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "embeddings")
+store = store_root / f"{model.name}-{embed.model_sha256(model)[:8]}_w{window}_n{len(df)}_{pooling}"
+print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, width {model.config.hidden_size}")
+print(f"{len(layers)} layers: {layers[0]} ... {layers[-1]}\nstore: {store}")
+
+# %%
+t0 = time.perf_counter()
+feats = embed.variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,
+                               progress=True)
+extract_s = time.perf_counter() - t0
+print(f"{extract_s:.0f} s ({n_windows * window / extract_s:,.0f} bases/s; ~0 s means the store was already complete)")
+pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} for layer, f in feats.items()}).T.head()
+
+# %% [markdown]
+# Each layer gives two `(N, d)` arrays, one row per variant: the pooled reference window
+# and the pooled variant window. Notebook 04 reads them back from the store without
+# touching the model.
+
+# %% [markdown]
+# ## 3 · Pooling: one vector per window
+#
+# A window of `L` bases gives `L` vectors per layer; a classifier wants one. The choices:
+#
+# | pooling | vector | what it keeps |
+# |---|---|---|
+# | mean | average over all `L` bases | the whole window, the variant's base diluted `L`-fold |
+# | last | the last base | a causal model's summary of everything before it |
+# | at variant | the variant's own base | what the model makes of that base in context |
+# | ±k bp | average over the `2k + 1` bases around the variant | the variant and its neighbourhood |
+#
+# On a subset we compute all four for the middle layer and ask two questions: how far does
+# the single-base change move the vector (relative to its length), and how well does a simple
+# logistic-regression probe on the change (variant − reference) separate LOF from the rest,
+# with folds that never share a position?
+
+# %%
+sub = stratified_subset(df, n_pooling, seed=seed).index.to_numpy()
+sub_windows = variant_windows(df.iloc[sub], window)
+poolings = {"mean": "mean", "last": "last", "at variant": "position", f"±{window_k} bp": f"window:{window_k}"}
+pooled = {}
+for label, p in poolings.items():
+    if p == pooling:  # already in the store
+        pooled[label] = {k: np.asarray(v)[sub] for k, v in feats[mid].items()}
+    else:
+        pooled[label] = embed.variant_features(model, sub_windows, [mid], pooling=p, batch_size=batch_size)[mid]
+
+rows, change = [], []
+for label, f in pooled.items():
+    diff = embed.probe_features(f["ref"], f["var"], kind="diff")
+    rel = np.linalg.norm(diff, axis=1) / np.linalg.norm(f["ref"], axis=1)
+    change.append(pd.DataFrame({"pooling": label, "relative change": rel}))
+    auc, lo, hi = probes.grouped_cv_auroc(diff, y[sub], groups=df.pos.to_numpy()[sub], n_folds=3)
+    rows.append({"pooling": label, "median relative change": np.median(rel), "AUROC": auc, "CI low": lo, "CI high": hi})
+pooling_table = pd.DataFrame(rows).set_index("pooling")
+change = pd.concat(change)
+pooling_table.round(4)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+sns.boxplot(data=change, x="pooling", y="relative change", ax=axes[0], showfliers=False)
+axes[0].set(yscale="log", title=f"How far one base moves the vector ({mid})", xlabel="")
+axes[1].errorbar(pooling_table.index, pooling_table["AUROC"],
+                 yerr=[pooling_table["AUROC"] - pooling_table["CI low"], pooling_table["CI high"] - pooling_table["AUROC"]],
+                 fmt="o", capsize=4)
+axes[1].axhline(0.5, color="grey", ls="--", lw=1)
+axes[1].set(ylabel="AUROC (LOF), 95% CI", title=f"Logistic probe on variant − reference, n={len(sub)}")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Mean pooling barely moves: one changed base among `L` shifts the average by roughly `1/L`
+# of its local effect. Pooling at or around the variant keeps the change at full strength.
+# Which one feeds the best probe is an empirical question (notebook 04 sweeps layers with the
+# store's pooling; set `pooling = "window:8"` here and there to try another).
+
+# %% [markdown]
+# ## 4 · A picture: PCA of the embeddings
+#
+# PCA finds the directions along which the vectors vary most and draws the first two.
+# On the left, each variant window's embedding: it mostly records *where in the gene* the
+# window is (middle panel: the same points coloured by position). On the right, the
+# change caused by the variant (variant − reference), where function, if anywhere, shows up.
+
+# %%
+var_emb, ref_emb = np.asarray(feats[mid]["var"]), np.asarray(feats[mid]["ref"])
+pca_var, pca_diff = PCA(2, random_state=seed), PCA(2, random_state=seed)
+pcs = df[["pos", "class"]].assign(
+    **dict(zip(["var PC1", "var PC2"], pca_var.fit_transform(StandardScaler().fit_transform(var_emb)).T)),
+    **dict(zip(["diff PC1", "diff PC2"], pca_diff.fit_transform(StandardScaler().fit_transform(var_emb - ref_emb)).T)),
+).sort_values("class", ascending=False)  # draw LOF last, on top
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+style = dict(s=8, linewidth=0, alpha=0.7)
+sns.scatterplot(data=pcs, x="var PC1", y="var PC2", hue="class", ax=axes[0], **style)
+sns.scatterplot(data=pcs, x="var PC1", y="var PC2", hue="pos", palette="viridis", ax=axes[1], **style)
+sns.scatterplot(data=pcs, x="diff PC1", y="diff PC2", hue="class", ax=axes[2], **style)
+axes[0].set_title("variant window, by class")
+axes[1].set_title("variant window, by position")
+axes[1].legend(title="hg19 position", fontsize=7)
+axes[2].set_title("variant − reference, by class")
+fig.suptitle(f"{model.name}, {mid}, {pooling} pooling, {window:,}-bp windows")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 5 · What the per-layer recipe costs
+#
+# A widely read tutorial extracts 25 layers by running the model 25 times, once per layer,
+# on the reference and again on the variant window of every variant: 50 forward passes per
+# variant. A forward pass computes every layer anyway; hooks on all of them give everything
+# at once, and shared reference windows need computing only once. Below, both ways on the
+# first few variants, timed, and checked to give the same numbers.
+
+# %%
+def per_layer_recipe(model, ref_seqs, var_seqs, layers, batch_size):
+    """The recipe being replaced: for each layer, a forward of every reference and every variant
+    window (batches of ``batch_size``) keeping only that layer, mean-pooled -> {layer: (2N, d)}."""
+    seqs = list(ref_seqs) + list(var_seqs)
+    out = {}
+    for layer in layers:
+        rows = []
+        for i in range(0, len(seqs), batch_size):
+            ids, _ = model.tokenizer.encode_batch(seqs[i:i + batch_size])  # equal lengths: no padding
+            _, emb = model(ids, return_embeddings=True, layer_names=[layer])
+            rows.append(emb[layer].float().mean(1).cpu().numpy())
+        out[layer] = np.concatenate(rows)
+    return out
+
+
+tw = variant_windows(df.head(n_timing), window)
+refs_per_variant = [tw.ref_seqs[j] for j in tw.ref_index]
+t0 = time.perf_counter()
+recipe = per_layer_recipe(model, refs_per_variant, tw.var_seqs, layers, batch_size)
+recipe_s = time.perf_counter() - t0
+t0 = time.perf_counter()
+ours = embed.variant_features(model, tw, layers, pooling="mean", batch_size=batch_size)
+ours_s = time.perf_counter() - t0
+
+max_diff = max(np.abs(recipe[l] - np.concatenate([ours[l]["ref"], ours[l]["var"]])).max() for l in layers)
+forwards_recipe = len(layers) * 2 * len(tw.var_seqs)
+forwards_ours = len(tw.ref_seqs) + len(tw.var_seqs)
+speedup = recipe_s / ours_s
+print(f"{n_timing} variants, {len(layers)} layers, {window:,}-bp windows:")
+print(f"  per-layer recipe: {forwards_recipe} window forwards, {recipe_s:.1f} s")
+print(f"  one pass:         {forwards_ours} window forwards, {ours_s:.1f} s   -> {speedup:.1f}x faster")
+print(f"  largest difference between the two results: {max_diff:.1e}")
+assert max_diff < 1e-3, "the one-pass features should equal the per-layer recipe's"
+full_min = recipe_s / forwards_recipe * len(layers) * 2 * len(windows.var_seqs) / 60
+print(f"for all {len(df):,} variants here: recipe ~{full_min:,.0f} min, one pass ~{full_min / speedup:,.0f} min")
+
+# %% [markdown]
+# The two give the same vectors; the single pass does it with `2 x layers` times fewer
+# window forwards (fewer still where variants share a reference window). On Evo 2 7B with
+# 8,192-bp windows, that is the difference between days and hours of GPU time.
+
+# %%
+evo2kit.record_metrics("02_embeddings", {
+    "n_variants": len(df),
+    "n_layers": len(layers),
+    "n_reference_windows": len(windows.ref_seqs),
+    "per_layer_recipe_s": recipe_s,
+    "one_pass_s": ours_s,
+    "speedup_one_pass": speedup,
+    "forwards_ratio": forwards_recipe / forwards_ours,
+    "recipe_max_abs_diff": max_diff,
+    **{f"pooling_auroc_{p}": pooling_table.loc[label, "AUROC"] for label, p in
+       zip(poolings, ["mean", "last", "position", "window"])},
+    **{f"pooling_rel_change_{p}": pooling_table.loc[label, "median relative change"] for label, p in
+       zip(poolings, ["mean", "last", "position", "window"])},
+    "pca_var_pc1_explained": pca_var.explained_variance_ratio_[0],
+})
