@@ -350,13 +350,23 @@ class RotaryEmbedding(nn.Module):
         return (xf * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
 
 
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
 def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int,
-                      block: int = 4096) -> torch.Tensor:
+                      block: int = 4096, fused: bool | None = None) -> torch.Tensor:
     """Causal attention of a chunk to the cache and itself, one key block at a time.
 
     q: (B, H, L, hd) at positions offset .. offset+L-1; k, v: (B, H, offset+L, hd) -> (B, H, L, hd).
     The softmax is merged across key blocks with a running maximum and sum (the flash-attention
-    recurrence), in fp32, so memory is L x block scores per head instead of L x (offset+L)."""
+    recurrence), in fp32, so memory is L x block scores per head instead of L x (offset+L).
+    On CPU (``fused`` None or True) the same merge runs on two calls of PyTorch's fused flash
+    kernel, which return their log-sum-exp: the cache without a mask, the chunk causally."""
+    if fused or (fused is None and q.device.type == "cpu" and _FLASH_CPU is not None):
+        (y_past, lse_past), (y_new, lse_new) = (_FLASH_CPU(q, k[:, :, :offset], v[:, :, :offset]),
+                                                _FLASH_CPU(q, k[:, :, offset:], v[:, :, offset:], is_causal=True))
+        w_past = torch.sigmoid(lse_past - lse_new)[..., None]  # share of the softmax mass on the cache
+        return (y_past.float() * w_past + y_new.float() * (1 - w_past)).to(q.dtype)
     S, L = k.shape[2], q.shape[2]
     qf = q.float() * q.shape[-1] ** -0.5
     q_pos = torch.arange(offset, offset + L, device=q.device)[:, None]

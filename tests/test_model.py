@@ -310,13 +310,15 @@ def test_safetensors_round_trip(tmp_path):
         assert torch.equal(again(ids), model(ids))
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("offset,L,block", [(1, 1, 1), (7, 5, 3), (300, 64, 128), (1000, 200, 256)])
-def test_blockwise_cache_attention_equals_masked_softmax(offset, L, block):
-    """The key-blocked attention of a chunk to its cache equals one masked softmax over all keys."""
+def test_blockwise_cache_attention_equals_masked_softmax(offset, L, block, fused):
+    """Attention of a chunk to its cache, key-blocked (plain) or as two fused flash calls merged by
+    their log-sum-exp, equals one masked softmax over all keys."""
     g = torch.Generator().manual_seed(offset)
     q = torch.randn(2, 3, L, 8, generator=g)
     k, v = torch.randn(2, 3, offset + L, 8, generator=g), torch.randn(2, 3, offset + L, 8, generator=g)
     mask = torch.ones(L, offset + L, dtype=torch.bool).tril(offset)
     ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    out = attend_with_cache(q, k, v, offset, block=block)
+    out = attend_with_cache(q, k, v, offset, block=block, fused=fused)
     assert (out - ref).abs().max() <= 1e-5 * ref.abs().max()
