@@ -7,8 +7,11 @@ Each run is `evo2kit.runner` with `--set seed=K` (the seed drives variant subset
 resamples, generation and probe training), written to build/ranges/seedK. The suggested range
 of a metric is [min - w, max + w] over the runs, widened by
 w = max(margin * (max - min), rel_floor * max(|min|, |max|)), so that a metric whose runs
-happened to agree still gets some room. Timing metrics (names with 'seconds' or 'per_s')
-depend on the machine and are left out. Prints YAML to paste under each notebook's profile.
+happened to agree still gets some room; AUROCs and their differences get at least
+``auroc_floor`` (the smoke subsets are 120-200 SNVs), memory figures (``_mb``) 50%.
+Numerical-equality checks are tolerances, not spreads (``BOUNDS``). Timing metrics (names
+with 'seconds', 'per_s', ending in '_s', speed-ups) depend on the machine and ``best_layer``
+on near-ties between layers: both are left out. Prints YAML to paste under each notebook's profile.
 """
 
 from __future__ import annotations
@@ -24,7 +27,26 @@ from evo2kit import runner
 from evo2kit.api import load_model
 from evo2kit.metrics import read_metrics
 
-TIMING = ("seconds", "per_s")
+TIMING = ("seconds", "per_s", "speedup")
+UNJUDGED = ("best_layer",)
+BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than observed spreads
+    "chunked_max_abs_diff": (0.0, 1e-4, "a tolerance, not a spread: the exact chunked forward equals the whole one "
+                             "to float32 rounding (tests/test_model.py)"),
+    "padding_max_abs_diff": (0.0, 1e-4, "a tolerance: padding with masks must not change a sequence's outputs beyond "
+                             "float32 rounding"),
+    "recipe_max_abs_diff": (0.0, 1e-5, "a tolerance: one pass with hooks equals the per-layer recipe up to float32 rounding"),
+    "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train and test"),
+}
+
+
+def suggest(values: list[float], name: str, margin: float, rel_floor: float, auroc_floor: float) -> tuple[float, float, float]:
+    """(min, max, w) for a metric observed as ``values`` over the runs."""
+    lo, hi = min(values), max(values)
+    floor = 0.5 if "_mb" in name else rel_floor
+    w = max(margin * (hi - lo), floor * max(abs(lo), abs(hi)))
+    if "auroc" in name or "minus" in name:
+        w = max(w, auroc_floor)
+    return round(lo - w, 6), round(hi + w, 6), w
 
 
 def main() -> int:
@@ -34,6 +56,7 @@ def main() -> int:
     ap.add_argument("--notebooks", default="", help="comma-separated prefixes (default: all)")
     ap.add_argument("--margin", type=float, default=0.5, help="widen by this fraction of the spread")
     ap.add_argument("--rel-floor", type=float, default=0.05, help="widen at least by this fraction of |value|")
+    ap.add_argument("--auroc-floor", type=float, default=0.1, help="widen AUROCs at least by this much")
     ap.add_argument("--out", default="build/ranges")
     ap.add_argument("--note", default="", help="appended to each provenance, e.g. 'provisional weights, re-measure'")
     args = ap.parse_args()
@@ -51,15 +74,22 @@ def main() -> int:
 
     suggested: dict = {}
     for stem in sorted({s for r in runs for s in r}):
-        names = sorted({m for r in runs for m in r.get(stem, {}) if not any(t in m for t in TIMING)})
+        names = sorted({m for r in runs for m in r.get(stem, {})
+                        if not any(t in m for t in TIMING) and not m.endswith("_s") and m not in UNJUDGED})
         for name in names:
-            values = [r[stem][name] for r in runs if name in r.get(stem, {})]
-            lo, hi = min(values), max(values)
-            w = max(args.margin * (hi - lo), args.rel_floor * max(abs(lo), abs(hi)))
-            prov = (f"{len(values)} {args.profile} runs (seeds 0-{args.seeds - 1}), evo2kit-tiny weights sha256 {sha}..., "
-                    f"observed [{lo:.4g}, {hi:.4g}], widened by {w:.3g}" + (f"; {args.note}" if args.note else ""))
+            seeds = [seed for seed, r in enumerate(runs) if name in r.get(stem, {})]
+            values = [runs[seed][stem][name] for seed in seeds]
+            observed = f"{len(values)} {args.profile} run(s) here (seed {', '.join(map(str, seeds))})"
+            if name in BOUNDS:
+                lo, hi, why = BOUNDS[name]
+                prov = f"{why}; observed {', '.join(f'{v:.3g}' for v in values)} in {observed}"
+            else:
+                lo, hi, w = suggest(values, name, args.margin, args.rel_floor, args.auroc_floor)
+                prov = (f"{observed}, evo2kit-tiny sha256 {sha}..., observed [{min(values):.4g}, {max(values):.4g}], "
+                        f"widened by {w:.3g}")
+            prov += f"; {args.note}" if args.note else ""
             suggested.setdefault(stem, {args.profile: {"evo2kit-tiny": {}}})[args.profile]["evo2kit-tiny"][name] = {
-                "min": round(lo - w, 6), "max": round(hi + w, 6), "provenance": prov}
+                "min": lo, "max": hi, "provenance": prov}
     print(yaml.safe_dump(suggested, sort_keys=False, width=200))
     Path(args.out, "suggested.json").write_text(json.dumps(suggested, indent=2))
     return 0
