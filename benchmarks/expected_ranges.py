@@ -2,6 +2,11 @@
 
     python benchmarks/expected_ranges.py --seeds 3                 # smoke profile, seeds 0, 1, 2
     python benchmarks/expected_ranges.py --seeds 3 --profile cpu --notebooks 03
+    python benchmarks/expected_ranges.py --profile cpu --reuse build/cpu --seeds 2 --first-seed 1
+
+``--reuse`` counts finished runs of the profile (e.g. ``make tutorial``'s build/cpu) among the
+runs, each with the seed papermill injected into its notebooks, so a long profile is not run
+again for seed 0.
 
 Each run is `evo2kit.runner` with `--set seed=K` (the seed drives variant subsets, bootstrap
 resamples, generation and probe training), written to build/ranges/seedK. The suggested range
@@ -21,6 +26,7 @@ import json
 import sys
 from pathlib import Path
 
+import nbformat
 import yaml
 
 from evo2kit import runner
@@ -49,9 +55,22 @@ def suggest(values: list[float], name: str, margin: float, rel_floor: float, aur
     return round(lo - w, 6), round(hi + w, 6), w
 
 
+def injected_seed(run_dir: Path) -> int:
+    """The seed papermill injected into the executed notebooks of a finished runner output folder."""
+    seeds = {nbformat.read(p, as_version=4).metadata.get("papermill", {}).get("parameters", {}).get("seed")
+             for p in sorted(run_dir.glob("*.ipynb"))}
+    seeds.discard(None)
+    if len(seeds) != 1:
+        raise SystemExit(f"{run_dir}: expected executed notebooks all run with one seed, found {sorted(seeds) or 'none'}")
+    return int(seeds.pop())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=3, help="number of runs, seeds 0..N-1")
+    ap.add_argument("--seeds", type=int, default=3, help="number of new runs, seeds FIRST..FIRST+N-1")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--reuse", nargs="*", default=[], metavar="DIR",
+                    help="finished runs of the profile to count too (a runner output folder, e.g. build/cpu)")
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--notebooks", default="", help="comma-separated prefixes (default: all)")
     ap.add_argument("--margin", type=float, default=0.5, help="widen by this fraction of the spread")
@@ -62,8 +81,11 @@ def main() -> int:
     args = ap.parse_args()
 
     sha = load_model().weights_sha256[:12]
-    runs = []
-    for seed in range(args.seeds):
+    runs, run_seeds = [], []
+    for done in map(Path, args.reuse):
+        runs.append(read_metrics(done / "metrics"))
+        run_seeds.append(injected_seed(done))
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         out = Path(args.out) / f"seed{seed}"
         notebooks = [n for n in args.notebooks.split(",") if n] or None
         status = runner.run(args.profile, notebooks, out, {"seed": seed})
@@ -71,14 +93,16 @@ def main() -> int:
             print(f"seed {seed}: a notebook failed; see {out / args.profile}", file=sys.stderr)
             return 1
         runs.append(read_metrics(out / args.profile / "metrics"))
+        run_seeds.append(seed)
 
     suggested: dict = {}
     for stem in sorted({s for r in runs for s in r}):
         names = sorted({m for r in runs for m in r.get(stem, {})
                         if not any(t in m for t in TIMING) and not m.endswith("_s") and m not in UNJUDGED})
         for name in names:
-            seeds = [seed for seed, r in enumerate(runs) if name in r.get(stem, {})]
-            values = [runs[seed][stem][name] for seed in seeds]
+            found = [i for i, r in enumerate(runs) if name in r.get(stem, {})]
+            values = [runs[i][stem][name] for i in found]
+            seeds = [run_seeds[i] for i in found]
             observed = f"{len(values)} {args.profile} run(s) here (seed {', '.join(map(str, seeds))})"
             if name in BOUNDS:
                 lo, hi, why = BOUNDS[name]

@@ -117,8 +117,10 @@ del logits_whole, logits_chunked
 # The Hyena blocks' state has a fixed size whatever the length; what still grows is attention:
 # its keys and values for every earlier position are kept (the K/V cache: 2 x hidden size numbers
 # per position and attention layer), and each new chunk is compared with all of them. evo2kit
-# compares a chunk with the cache one block of 4,096 keys at a time and merges the softmax as it
-# goes (`evo2kit.model.attend_with_cache`), so no chunk x length table is ever held. Memory thus
+# never builds the chunk x length table of scores: on CPU it calls PyTorch's fused attention twice
+# (the chunk against the cache, then against itself with the causal mask) and merges the two
+# softmaxes by their log-sum-exp; elsewhere it walks the cache in blocks of keys
+# (`evo2kit.model.attend_with_cache`). Memory thus
 # grows only by the cache, slowly; time grows with the square of the length, because every
 # position still looks at every earlier one.
 
