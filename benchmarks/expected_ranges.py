@@ -40,7 +40,8 @@ BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than o
                              "to float32 rounding (tests/test_model.py)"),
     "padding_max_abs_diff": (0.0, 1e-4, "a tolerance: padding with masks must not change a sequence's outputs beyond "
                              "float32 rounding"),
-    "recipe_max_abs_diff": (0.0, 1e-5, "a tolerance: one pass with hooks equals the per-layer recipe up to float32 rounding"),
+    "recipe_max_abs_diff": (0.0, 1e-4, "a tolerance: one pass with hooks equals the per-layer recipe up to float32 rounding "
+                            "(the two batch the windows differently)"),
     "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train and test"),
 }
 
