@@ -28,7 +28,7 @@ import torch
 import evo2kit
 from evo2kit import data
 from evo2kit.train import load_genome
-from evo2kit.zero_shot import auroc_ci, variant_deltas
+from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
 
 K_MAX = 12
 _CODE = np.full(256, 4, np.int64)
@@ -151,7 +151,7 @@ def main(argv=None) -> dict:
     for w in (int(x) for x in args.windows.split(",")):
         sub = df
         if w == 8192 and args.subset_8192:
-            sub = df.groupby("class").sample(frac=args.subset_8192 / len(df), random_state=0)
+            sub = stratified_subset(df, args.subset_8192, seed=0)
         t0 = time.time()
         table = variant_deltas(model, sub, window=w, batch_size=args.batch_size)
         auc, lo, hi = auroc_ci(table["class"] == "LOF", -table["delta"])
