@@ -7,6 +7,9 @@ STAMP := $(VENV)/.evo2kit-installed
 # The CPU build of torch; override for a GPU machine, e.g. `make setup TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= cpu
+# Threads for the notebook kernels; empty: PyTorch's default (the physical cores). THREADS=1 suits a busy machine.
+THREADS ?=
+RUN := $(PY) -m evo2kit.runner $(if $(THREADS),--threads $(THREADS))
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 QUIET_PIP := grep -v 'is ignored: it is neither' || true
 
@@ -23,10 +26,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 tutorial: setup
-	$(PY) -m evo2kit.runner --profile $(PROFILE)
+	$(RUN) --profile $(PROFILE) $(if $(SEED),--set seed=$(SEED))
 
 smoke: setup
-	$(PY) -m evo2kit.runner --profile smoke
+	$(RUN) --profile smoke $(if $(SEED),--set seed=$(SEED))
 
 test: setup
 	$(PY) -m pytest -q

@@ -6,7 +6,7 @@ interleaved round by round (the order rotating) so that background load hits the
 table gives the median over rounds. Goals: speed-up over the loop >= 0.6 x number of layers,
 engine throughput >= 90% of the bare forward's.
 
-    EVO2KIT_DATA_DIR=/work/shared/data nice -n 10 .venv/bin/python benchmarks/bench_embed.py  # ~2 min, 2 idle cores
+    EVO2KIT_DATA_DIR=/path/to/data nice -n 10 .venv/bin/python benchmarks/bench_embed.py  # ~2 min, 2 idle cores
     ... --n-windows 200 --window 8192 --batch-size 8 --rounds 5 --layers pre_norm           # more
 """
 

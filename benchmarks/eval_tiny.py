@@ -1,6 +1,6 @@
 """Evaluate the bundled evo2kit-tiny model; prints the figures of its model card.
 
-    EVO2KIT_DATA_DIR=../shared/data python benchmarks/eval_tiny.py [--positions 1000000] [--out build/eval_tiny.json]
+    EVO2KIT_DATA_DIR=/path/to/data python benchmarks/eval_tiny.py [--positions 1000000] [--out build/eval_tiny.json]
 
 1. Held-out cross-entropy (bits per base) on the human chr22 blocks (never trained on),
    against order-k Markov chains (k = 0..12) fit on the training chromosomes (hg19 chr20

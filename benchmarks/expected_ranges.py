@@ -1,29 +1,35 @@
-"""Suggest metric ranges for notebooks/expected_results.yml from N runs of a profile.
+"""Measure metric ranges for notebooks/expected_results.yml from many runs of a profile.
 
-    python benchmarks/expected_ranges.py --seeds 3                 # smoke profile, seeds 0, 1, 2
-    python benchmarks/expected_ranges.py --seeds 3 --profile cpu --notebooks 03
-    python benchmarks/expected_ranges.py --profile cpu --reuse build/cpu --seeds 2 --first-seed 1
+    python benchmarks/expected_ranges.py --profile smoke --seeds 5 --threads 1,2
+    python benchmarks/expected_ranges.py --profile cpu --notebooks 01,02,04 --seeds 5 --threads 1,2 --jobs 2
+    python benchmarks/expected_ranges.py --profile cpu --reuse build/cpu build/ranges/cpu/*/ --write
 
-``--reuse`` counts finished runs of the profile (e.g. ``make tutorial``'s build/cpu) among the
-runs, each with the seed papermill injected into its notebooks, so a long profile is not run
-again for seed 0.
+Each new run is ``python -m evo2kit.runner --profile P --set seed=K --threads T`` for every seed K
+(FIRST..FIRST+N-1) and thread count T, in its own folder ``OUT/<profile>/seedK-tT``; ``--jobs``
+runs that many at once (two one-thread runs fill two cores). The seed drives variant subsets,
+bootstrap resamples, generation and probe training; the thread count changes the order in which
+PyTorch and BLAS sum, which is what differs between machines. ``--reuse`` counts finished runs
+too (any runner output folder: its ``run.json`` says its seed and threads).
 
-Each run is `evo2kit.runner` with `--set seed=K` (the seed drives variant subsets, bootstrap
-resamples, generation and probe training), written to build/ranges/seedK. The suggested range
-of a metric is [min - w, max + w] over the runs, widened by
-w = max(margin * (max - min), rel_floor * max(|min|, |max|)), so that a metric whose runs
-happened to agree still gets some room; AUROCs and their differences get at least
-``auroc_floor`` (the smoke subsets are 120-200 SNVs), memory figures (``_mb``) 50%.
-Numerical-equality checks are tolerances, not spreads (``BOUNDS``). Timing metrics (names
-with 'seconds', 'per_s', ending in '_s', speed-ups) depend on the machine and ``best_layer``
-on near-ties between layers: both are left out. Prints YAML to paste under each notebook's profile.
+The range of a metric is [min - w, max + w] over the runs, widened by
+w = max(margin * (max - min), rel_floor * max(|min|, |max|)), AUROCs and their differences at
+least ``auroc_floor``, memory figures (``_mb``) 50%. Fixed facts (counts, parameter totals:
+``FACTS``) must agree across all runs and are checked exactly; numerical-equality checks are
+tolerances, not spreads (``BOUNDS``). Timing metrics (names with 'seconds', 'per_s', ending in
+'_s', speed-ups) depend on the machine and ``best_layer`` on near-ties between layers: both are
+reported, not judged. Prints the YAML; ``--write`` puts it into notebooks/expected_results.yml
+for the notebooks measured, replacing that profile's ranges and keeping everything else.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -35,6 +41,13 @@ from evo2kit.metrics import read_metrics
 
 TIMING = ("seconds", "per_s", "speedup")
 UNJUDGED = ("best_layer",)
+FACTS = {  # metric -> what it is: the same in every run, so checked exactly
+    "datasets_total": "a count", "datasets_verified": "a count", "tiny_params_millions": "a parameter total",
+    "evo2_7b_params_billions": "a parameter total", "evo2_40b_params_billions": "a parameter total",
+    "generated_bases": "a count", "n_variants": "a count", "n_layers": "a count", "n_reference_windows": "a count",
+    "n_unique_ref_windows": "a count", "n_probe_seeds": "a count", "forwards_ratio": "a ratio of counts",
+    "embed_long_longest_ok_bp": "a length",
+}
 BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than observed spreads
     "chunked_max_abs_diff": (0.0, 1e-4, "a tolerance, not a spread: the exact chunked forward equals the whole one "
                              "to float32 rounding (tests/test_model.py)"),
@@ -44,6 +57,11 @@ BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than o
                             "(the two batch the windows differently)"),
     "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train and test"),
 }
+EXPECTED = runner.NOTEBOOKS / "expected_results.yml"
+
+
+def judged(name: str) -> bool:
+    return not any(t in name for t in TIMING) and not name.endswith("_s") and name not in UNJUDGED
 
 
 def suggest(values: list[float], name: str, margin: float, rel_floor: float, auroc_floor: float) -> tuple[float, float, float]:
@@ -56,67 +74,141 @@ def suggest(values: list[float], name: str, margin: float, rel_floor: float, aur
     return round(lo - w, 6), round(hi + w, 6), w
 
 
-def injected_seed(run_dir: Path) -> int:
-    """The seed papermill injected into the executed notebooks of a finished runner output folder."""
+def run_info(run_dir: Path) -> dict:
+    """Seed and threads of a finished runner output folder (``run.json``; older runs: the seed
+    papermill injected, threads unknown)."""
+    info = run_dir / "run.json"
+    if info.is_file():
+        return json.loads(info.read_text())
     seeds = {nbformat.read(p, as_version=4).metadata.get("papermill", {}).get("parameters", {}).get("seed")
              for p in sorted(run_dir.glob("*.ipynb"))}
     seeds.discard(None)
     if len(seeds) != 1:
-        raise SystemExit(f"{run_dir}: expected executed notebooks all run with one seed, found {sorted(seeds) or 'none'}")
-    return int(seeds.pop())
+        raise SystemExit(f"{run_dir}: no run.json, and its notebooks were not all run with one seed ({sorted(seeds)})")
+    return {"seed": int(seeds.pop()), "threads": None, "cpu": "unknown"}
+
+
+def new_run(profile: str, notebooks: str, seed: int, threads: int, out: Path, shared: dict) -> Path:
+    """One runner subprocess (its own environment, so runs can go in parallel); returns its output folder."""
+    cmd = [sys.executable, "-m", "evo2kit.runner", "--profile", profile, "--out", str(out), "--set", f"seed={seed}",
+           "--threads", str(threads)] + (["--notebooks", notebooks] if notebooks else [])
+    for key, value in shared.items():
+        cmd += ["--set", f"{key}={value}"]
+    log = out / "runner.log"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        status = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy()).returncode
+    if status == 1:  # 2 (out of the current ranges) is what re-measuring them is for
+        raise SystemExit(f"seed {seed}, {threads} thread(s): a notebook failed; see {log}")
+    print(f"seed {seed}, {threads} thread(s): done (runner status {status})", file=sys.stderr, flush=True)
+    return out / profile
+
+
+def lane(profile: str, notebooks: str, seeds: list[int], threads: int, root: Path, share: bool) -> list[Path]:
+    """The runs of one thread count, one after another. With ``share``, they keep their
+    seed-independent results (embedding stores, zero-shot deltas) in one folder per thread count,
+    so only the first run computes them; runs of different thread counts never share, and no two
+    runs write one store at once."""
+    selected = [s for s in runner.notebook_sources() if not notebooks or any(s.startswith(n) for n in notebooks.split(","))]
+    declared = {name for s in selected for name in runner.declared_parameters(runner.read_py_notebook(runner.notebook_sources()[s]))}
+    shared = {k: v for k, v in {"store_root": (root / f"stores-t{threads}").resolve(),
+                                "score_cache": (root / f"scores-t{threads}").resolve()}.items()
+              if share and k in declared}
+    return [new_run(profile, notebooks, seed, threads, root / f"seed{seed}-t{threads}", shared) for seed in seeds]
+
+
+def describe(infos: list[dict]) -> str:
+    seeds = sorted({i["seed"] for i in infos})
+    threads = sorted({i["threads"] for i in infos if i["threads"] is not None})
+    cpus = sorted({i.get("cpu", "unknown") for i in infos})
+    return (f"{len(infos)} runs here: seeds {', '.join(map(str, seeds))} x {', '.join(map(str, threads)) or '?'} "
+            f"thread(s), on {'; '.join(cpus)}")
+
+
+def ranges(runs: list[dict], infos: list[dict], profile: str, model: str, args) -> dict:
+    """{stem: {profile: {model: {metric: {min, max, provenance}}}}} from the runs' metrics."""
+    sha = load_model().weights_sha256[:12] if model == runner.DEFAULT_MODEL else None
+    out: dict = {}
+    for stem in sorted({s for r in runs for s in r}):
+        found = [i for i, r in enumerate(runs) if stem in r]
+        where = describe([infos[i] for i in found]) + (f", {model} sha256 {sha}..." if sha else "")
+        if args.seeds and not args.no_share:
+            where += " (embeddings and zero-shot deltas, which no seed changes, computed once per thread count)"
+        for name in sorted({m for i in found for m in runs[i][stem] if judged(m)}):
+            values = [runs[i][stem][name] for i in found if name in runs[i][stem]]
+            if len(values) < len(found):
+                raise SystemExit(f"{stem}:{name} was recorded by {len(values)} of {len(found)} runs")
+            spread = f"observed [{min(values):.4g}, {max(values):.4g}], mean {statistics.mean(values):.4g}" + (
+                f", sd {statistics.stdev(values):.2g}" if len(values) > 1 else "")
+            if name in BOUNDS:
+                lo, hi, why = BOUNDS[name]
+                prov = f"{why}; {spread} in {where}"
+            elif name in FACTS:
+                if len(set(values)) != 1:
+                    raise SystemExit(f"{stem}:{name} is {FACTS[name]} but differs between runs: {values}")
+                lo = hi = values[0]
+                prov = f"{FACTS[name]}, checked exactly; the same in all {where}"
+            else:
+                lo, hi, w = suggest(values, name, args.margin, args.rel_floor, args.auroc_floor)
+                prov = f"{where}; {spread}; widened by {w:.3g}"
+            prov += f"; {args.note}" if args.note else ""
+            out.setdefault(stem, {profile: {model: {}}})[profile][model][name] = {"min": lo, "max": hi, "provenance": prov}
+    return out
+
+
+def write_expected(suggested: dict, profile: str, model: str, path: Path = EXPECTED) -> None:
+    """Replace ``profile``/``model`` ranges of the measured notebooks in ``path``, keeping the file's
+    header comment and everything else."""
+    text = path.read_text()
+    lines = text.splitlines()
+    header = "\n".join(lines[:next(i for i, line in enumerate(lines + [""]) if not line.startswith("#"))])
+    doc = yaml.safe_load(text) or {}
+    for stem, by_profile in suggested.items():
+        doc.setdefault(stem, {}).setdefault(profile, {})[model] = by_profile[profile][model]
+    body = yaml.safe_dump(dict(sorted(doc.items())), sort_keys=False, width=120)
+    path.write_text(header.rstrip("\n") + "\n\n" + body)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=3, help="number of new runs, seeds FIRST..FIRST+N-1")
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--reuse", nargs="*", default=[], metavar="DIR",
-                    help="finished runs of the profile to count too (a runner output folder, e.g. build/cpu)")
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--notebooks", default="", help="comma-separated prefixes (default: all)")
+    ap.add_argument("--seeds", type=int, default=5, help="number of seeds for new runs: FIRST..FIRST+N-1")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--threads", default="1,2", help="thread counts; every seed runs with each")
+    ap.add_argument("--jobs", type=int, default=1, help="thread counts run at once, each in its own lane of runs")
+    ap.add_argument("--no-share", action="store_true",
+                    help="recompute embeddings and zero-shot deltas in every run (default: once per thread count)")
+    ap.add_argument("--reuse", nargs="*", default=[], metavar="DIR",
+                    help="finished runner output folders of the profile to count as well (e.g. build/cpu)")
     ap.add_argument("--margin", type=float, default=0.5, help="widen by this fraction of the spread")
     ap.add_argument("--rel-floor", type=float, default=0.05, help="widen at least by this fraction of |value|")
     ap.add_argument("--auroc-floor", type=float, default=0.1, help="widen AUROCs at least by this much")
     ap.add_argument("--out", default="build/ranges")
-    ap.add_argument("--note", default="", help="appended to each provenance, e.g. 'provisional weights, re-measure'")
+    ap.add_argument("--note", default="", help="appended to each provenance")
+    ap.add_argument("--write", action="store_true", help="write the ranges into notebooks/expected_results.yml")
     args = ap.parse_args()
 
-    sha = load_model().weights_sha256[:12]
-    runs, run_seeds = [], []
-    for done in map(Path, args.reuse):
-        runs.append(read_metrics(done / "metrics"))
-        run_seeds.append(injected_seed(done))
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        out = Path(args.out) / f"seed{seed}"
-        notebooks = [n for n in args.notebooks.split(",") if n] or None
-        status = runner.run(args.profile, notebooks, out, {"seed": seed})
-        if status == 1:
-            print(f"seed {seed}: a notebook failed; see {out / args.profile}", file=sys.stderr)
-            return 1
-        runs.append(read_metrics(out / args.profile / "metrics"))
-        run_seeds.append(seed)
-
-    suggested: dict = {}
-    for stem in sorted({s for r in runs for s in r}):
-        names = sorted({m for r in runs for m in r.get(stem, {})
-                        if not any(t in m for t in TIMING) and not m.endswith("_s") and m not in UNJUDGED})
-        for name in names:
-            found = [i for i, r in enumerate(runs) if name in r.get(stem, {})]
-            values = [runs[i][stem][name] for i in found]
-            seeds = [run_seeds[i] for i in found]
-            observed = f"{len(values)} {args.profile} run(s) here (seed {', '.join(map(str, seeds))})"
-            if name in BOUNDS:
-                lo, hi, why = BOUNDS[name]
-                prov = f"{why}; observed {', '.join(f'{v:.3g}' for v in values)} in {observed}"
-            else:
-                lo, hi, w = suggest(values, name, args.margin, args.rel_floor, args.auroc_floor)
-                prov = (f"{observed}, evo2kit-tiny sha256 {sha}..., observed [{min(values):.4g}, {max(values):.4g}], "
-                        f"widened by {w:.3g}")
-            prov += f"; {args.note}" if args.note else ""
-            suggested.setdefault(stem, {args.profile: {"evo2kit-tiny": {}}})[args.profile]["evo2kit-tiny"][name] = {
-                "min": lo, "max": hi, "provenance": prov}
-    print(yaml.safe_dump(suggested, sort_keys=False, width=200))
-    Path(args.out, "suggested.json").write_text(json.dumps(suggested, indent=2))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    threads = [int(t) for t in args.threads.split(",") if t] if seeds else []
+    root = Path(args.out) / args.profile
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        lanes = pool.map(lambda t: lane(args.profile, args.notebooks, seeds, t, root, not args.no_share), threads)
+        dirs = list(map(Path, args.reuse)) + [d for done in lanes for d in done]
+    infos = [run_info(d) for d in dirs]
+    runs = [read_metrics(d / "metrics") for d in dirs]
+    models = {row["model"] for d in dirs for row in json.loads((d / "metrics.json").read_text())["metrics"]}
+    if len(models) != 1:
+        raise SystemExit(f"the runs used different models: {sorted(models)}")
+    model = models.pop()
+    suggested = ranges(runs, infos, args.profile, model, args)
+    print(yaml.safe_dump(suggested, sort_keys=False, width=120))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.out, f"{args.profile}.json").write_text(json.dumps({"runs": [str(d) for d in dirs], "infos": infos,
+                                                                   "ranges": suggested}, indent=2))
+    if args.write:
+        write_expected(suggested, args.profile, model)
+        print(f"wrote {len(suggested)} notebook(s) of profile {args.profile} into {EXPECTED}", file=sys.stderr)
     return 0
 
 

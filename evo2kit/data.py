@@ -2,7 +2,7 @@
 
 Every file in :data:`DATASETS` is found by :func:`fetch` in this order:
 
-1. ``$EVO2KIT_DATA_DIR/<filename>`` (a read-only directory of the files, e.g. ``../shared/data``);
+1. ``$EVO2KIT_DATA_DIR/<filename>`` (a read-only directory of the files, the files laid out as the README shows);
 2. ``<cache>/<filename>`` where ``<cache>`` is ``$EVO2KIT_CACHE_DIR`` or ``~/.cache/evo2kit``;
 3. otherwise it is downloaded from the dataset's canonical URL into the cache (a temporary
    file in the target directory, verified, then atomically renamed).

@@ -405,6 +405,23 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     return store.finish()
 
 
+def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling: str | None, batch_size: int,
+               chunk_size: int | None = None) -> str:
+    """A store folder name for ``variant_features(model, windows, layer_names, pooling, ...)``:
+    readable parts (model, weights, window length, variants, pooling) and a digest of everything
+    that changes the store's content (the exact sequences, so a different variant subset or seed
+    never meets an earlier store, the layers, the pooling, the batching)."""
+    ref_seqs, var_seqs, ref_index = windows
+    positions = getattr(windows, "var_pos_in_window", None)
+    identity = {"sequences": _sha256_lines([ref_seqs[j] for j in ref_index] + list(var_seqs)),
+                "positions": None if positions is None else _sha256_lines(map(str, positions)),
+                "layers": list(layer_names), "pooling": pooling, "batch_size": batch_size, "chunk_size": chunk_size}
+    parse_pooling(pooling)  # refuses an unknown pooling before anything is named after it
+    length = len(var_seqs[0]) if len(var_seqs) else 0
+    return (f"{model.name}-{model_sha256(model)[:8]}_w{length}_n{len(var_seqs)}_{str(pooling).replace(':', '')}"
+            f"_{_digest(identity)[:10]}")
+
+
 def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pooling: str | None = "position",
                      out: str | os.PathLike | None = None, positions: Sequence[int] | None = None,
                      **kwargs) -> dict[str, dict[str, np.ndarray]]:

@@ -12,9 +12,11 @@ Intervals are ``zero_shot.auroc_ci``'s percentile bootstrap.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Mapping, NamedTuple
+from typing import Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -89,6 +92,43 @@ def grouped_split(y: np.ndarray, groups: np.ndarray, n_folds: int = 5, seed: int
     return Split(train, np.sort(folds[1]), np.sort(folds[0]))
 
 
+def distance_to_training(pos: np.ndarray, split: Split) -> np.ndarray:
+    """(n_test,) distance in bp from each test row's position to the closest training row's position."""
+    pos = np.asarray(pos)
+    train_pos = np.sort(pos[split.train])
+    test_pos = pos[split.test]
+    i = np.clip(np.searchsorted(train_pos, test_pos), 1, len(train_pos) - 1)
+    return np.minimum(np.abs(test_pos - train_pos[i - 1]), np.abs(test_pos - train_pos[i]))
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+@contextlib.contextmanager
+def pinned_compute(threads: int = 1, seed: int | None = None) -> Iterator[None]:
+    """Run the enclosed training with a fixed thread count, deterministic algorithms and its own RNG.
+
+    A probe's training trajectory is chaotic: a different summation order (PyTorch and BLAS split
+    sums by thread count) changes the last bits of a gradient, and after a few hundred steps a
+    different epoch wins early stopping. Fixing the threads makes a probe reproducible on one
+    machine whatever ``OMP_NUM_THREADS`` is; across CPUs (other SIMD kernels) results still differ
+    in the last bits, which is why the notebooks judge averages over layers and seeds. The global
+    RNG state is restored afterwards, so fitting a probe never shifts the caller's random stream.
+    """
+    threads_before = torch.get_num_threads()
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=[]), threadpool_limits(threads):
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True)
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads_before)
+            torch.use_deterministic_algorithms(deterministic_before)
+
+
 # --------------------------------------------------------------------------- the DNN probe
 
 
@@ -117,6 +157,7 @@ class DNNConfig:
     lr_patience: int = 20
     max_grad_norm: float = 1.0
     seed: int = 0
+    threads: int = 1  # fixed so that training does not depend on the machine's thread count
 
 
 @dataclass
@@ -157,9 +198,14 @@ def fit_dnn(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: 
     """Train a ProbeDNN on standardised features; keep the weights of the best validation AUROC.
 
     X (N, d) float, y (N,) in {0, 1}. Stops after ``config.early_stop`` epochs without a
-    better validation AUROC, or after ``config.max_epochs``.
+    better validation AUROC, or after ``config.max_epochs``. Initialisation, batch order and
+    dropout follow ``config.seed``; training runs on ``config.threads`` threads (``pinned_compute``).
     """
-    torch.manual_seed(config.seed)
+    with pinned_compute(config.threads, config.seed):
+        return _fit_dnn(X_train, y_train, X_val, y_val, config)
+
+
+def _fit_dnn(X_train, y_train, X_val, y_val, config: DNNConfig) -> DNNProbe:
     mean = X_train.mean(0)
     std = X_train.std(0) + 1e-6
     xt = torch.as_tensor((X_train - mean) / std, dtype=torch.float32)
@@ -201,12 +247,13 @@ def fit_logistic(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     Returns the fitted scikit-learn pipeline (``predict_proba(X)[:, 1]`` is P(positive)).
     """
     best, best_auc = None, -np.inf
-    for C in Cs:
-        pipe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-        pipe.fit(X_train, y_train)
-        auc = roc_auc_score(y_val, pipe.predict_proba(X_val)[:, 1])
-        if auc > best_auc:
-            best, best_auc = pipe, auc
+    with threadpool_limits(1):  # BLAS sums in one fixed order: the same fit whatever the thread count
+        for C in Cs:
+            pipe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+            pipe.fit(X_train, y_train)
+            auc = roc_auc_score(y_val, pipe.predict_proba(X_val)[:, 1])
+            if auc > best_auc:
+                best, best_auc = pipe, auc
     return best
 
 
@@ -219,7 +266,8 @@ def grouped_cv_auroc(X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_folds: 
     """
     cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
     pipe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-    score = cross_val_predict(pipe, X, y, groups=groups, cv=cv, method="predict_proba")[:, 1]
+    with threadpool_limits(1):
+        score = cross_val_predict(pipe, X, y, groups=groups, cv=cv, method="predict_proba")[:, 1]
     return auroc_ci(y, score, n_boot=n_boot, seed=seed)
 
 
@@ -234,28 +282,57 @@ def split_auroc(y: np.ndarray, score: np.ndarray, split: Split, n_boot: int = 10
 
 def probe_table(features: Mapping[str, np.ndarray], y: np.ndarray, splits: Mapping[str, Split],
                 probes: tuple[str, ...] = ("dnn", "logreg"), config: DNNConfig = DNNConfig(),
-                n_boot: int = 1000) -> pd.DataFrame:
-    """Train every probe on every feature set and split; one row per (features, split, probe).
+                n_boot: int = 1000, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """Train every probe on every feature set and split; one row per (features, split, probe, seed).
 
-    Columns: features, split, probe, val_auroc (for choosing among rows without looking at the
-    test set), auroc, ci_low, ci_high (test set, bootstrap 95% CI), n_test, best_epoch (DNN only).
+    The DNN is trained once per seed of ``seeds`` (default: ``config.seed`` alone), so the spread
+    that its initialisation and batch order cause can be measured; the logistic probe is
+    deterministic and trained once (seed -1). Columns: features, split, probe, seed, val_auroc
+    (for choosing among rows without looking at the test set), auroc, ci_low, ci_high (test
+    set, bootstrap 95% CI), n_test, best_epoch (DNN only). ``summarize`` averages over seeds.
     """
     unknown = set(probes) - {"dnn", "logreg"}
     if unknown:
         raise ValueError(f"unknown probe(s) {sorted(unknown)}; use 'dnn' and/or 'logreg'")
+    seeds = [config.seed] if seeds is None else list(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
     y = np.asarray(y)
     rows = []
-    jobs = [(f, s, p) for f in features for s in splits for p in probes]
-    for fname, sname, probe in tqdm(jobs, desc="probes"):
+    jobs = [(f, s, p, seed) for f in features for s in splits for p in probes for seed in (seeds if p == "dnn" else [-1])]
+    for fname, sname, probe, seed in tqdm(jobs, desc="probes"):
         X, sp = features[fname], splits[sname]
         if probe == "dnn":
-            fitted = fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val], config)
+            fitted = fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val], dataclasses.replace(config, seed=seed))
             extra = {"best_epoch": fitted.best_epoch}
         else:
             fitted = fit_logistic(X[sp.train], y[sp.train], X[sp.val], y[sp.val])
             extra = {"best_epoch": np.nan}
         score = fitted.predict_proba(X)[:, 1]
-        rows.append({"features": fname, "split": sname, "probe": probe,
+        rows.append({"features": fname, "split": sname, "probe": probe, "seed": seed,
                      "val_auroc": roc_auc_score(y[sp.val], score[sp.val]),
                      **split_auroc(y, score, sp, n_boot=n_boot), **extra})
     return pd.DataFrame(rows)
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """``probe_table`` rows averaged over seeds: one row per (features, split, probe), in order.
+
+    Columns: val_auroc and auroc (means over seeds), auroc_sd (their standard deviation; 0 for
+    one seed), auroc_min, auroc_max, ci_low and ci_high (means of the per-seed bootstrap
+    bounds), n_seeds.
+    """
+    g = table.groupby(["features", "split", "probe"], sort=False)
+    out = g.agg(val_auroc=("val_auroc", "mean"), auroc=("auroc", "mean"), auroc_sd=("auroc", "std"),
+                auroc_min=("auroc", "min"), auroc_max=("auroc", "max"), ci_low=("ci_low", "mean"),
+                ci_high=("ci_high", "mean"), n_seeds=("auroc", "size")).reset_index()
+    out["auroc_sd"] = out["auroc_sd"].fillna(0.0)
+    return out
+
+
+def split_gap(summary: pd.DataFrame, a: str, b: str, probe: str) -> pd.Series:
+    """Per feature set: (mean) test AUROC on split ``a`` minus that on split ``b`` for ``probe``,
+    from ``summarize``'s table; indexed by features, in their order."""
+    rows = summary[summary.probe == probe].set_index(["split", "features"])["auroc"]
+    first = rows.loc[a]
+    return (first - rows.loc[b].reindex(first.index)).dropna()

@@ -1,6 +1,6 @@
 """Run the tutorial notebooks under a profile and check their metrics.
 
-    python -m evo2kit.runner --profile smoke [--notebooks 00,03] [--out build] [--set seed=1]
+    python -m evo2kit.runner --profile smoke [--notebooks 00,03] [--out build] [--set seed=1] [--threads 1]
 
 For each ``notebooks/NN_*.py`` (jupytext ``py:percent``, the source of truth), in order:
 
@@ -15,13 +15,16 @@ For each ``notebooks/NN_*.py`` (jupytext ``py:percent``, the source of truth), i
    ``$EVO2KIT_OUTPUT_DIR`` = ``build/<profile>`` is where notebooks may leave files for later ones.
 
 Then ``build/<profile>/metrics.json`` and ``metrics.md`` compare every metric with its range in
-``notebooks/expected_results.yml``. Exit status: 0 all good, 1 a notebook failed (its executed
+``notebooks/expected_results.yml``, and ``build/<profile>/run.json`` records how the run was made
+(profile, overrides, seed, thread count, CPU, versions), which ``benchmarks/expected_ranges.py``
+reads when it counts a finished run. Exit status: 0 all good, 1 a notebook failed (its executed
 copy is printed), 2 a metric is out of range or missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -181,6 +184,48 @@ def write_summary(rows: list[dict], out: Path, profile: str, timings: list[dict]
     (out / "metrics.md").write_text("\n".join(lines) + "\n")
 
 
+def run_settings(profile: str, overrides: dict, threads: int) -> dict:
+    """What determines a run's numbers besides the code: profile, overrides, seed, threads, CPU, versions."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"profile": profile, "overrides": overrides, "seed": overrides.get("seed", 0), "threads": threads,
+            "cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def kernel_threads(threads: int | None):
+    """Within the block, notebook kernels start with ``threads`` threads (``OMP_NUM_THREADS`` and
+    friends, read by PyTorch and BLAS at start-up); yields the count they will use. None keeps the
+    environment's setting (PyTorch's default: the physical cores)."""
+    if threads is None:
+        import torch
+
+        yield torch.get_num_threads()
+        return
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    before = {v: os.environ.get(v) for v in THREAD_VARS}
+    os.environ.update({v: str(threads) for v in THREAD_VARS})
+    try:
+        yield threads
+    finally:
+        for v, value in before.items():
+            if value is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = value
+
+
 def _children_cpu_s() -> float:
     """User + system CPU seconds of this process's finished children (the notebook kernels)."""
     import resource
@@ -202,12 +247,10 @@ def render_html(executed: Path) -> Path:
 
 
 def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "build",
-        overrides: dict | None = None, notebooks_dir: Path = NOTEBOOKS) -> int:
+        overrides: dict | None = None, notebooks_dir: Path = NOTEBOOKS, threads: int | None = None) -> int:
     """Execute the profile's notebooks; returns the exit status (see the module docstring).
-    ``notebooks_dir`` holds the notebooks, profiles.yml and expected_results.yml."""
-    import nbformat
-    import papermill
-
+    ``notebooks_dir`` holds the notebooks, profiles.yml and expected_results.yml; ``threads``
+    sets the kernels' thread count (None: the environment's)."""
     notebooks_dir = Path(notebooks_dir).resolve()
     sources = notebook_sources(notebooks_dir)
     if notebooks:
@@ -238,6 +281,31 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
                              "(profiles.yml refers to them, e.g. for the official Evo 2 checkpoints)")
         plan[stem] = (nb, params)
 
+    with kernel_threads(threads) as n_threads:
+        settings = run_settings(profile, dict(overrides or {}), n_threads)
+        (outdir / "run.json").write_text(json.dumps(settings | {"notebooks": list(plan)}, indent=2, default=str) + "\n")
+        status, models, timings = _execute(plan, profile, outdir, metrics_dir, notebooks_dir)
+
+    from .metrics import read_metrics
+
+    rows = check_metrics(read_metrics(metrics_dir), load_expected(notebooks_dir / "expected_results.yml"), profile,
+                         models if status == 0 else {})
+    write_summary(rows, outdir, profile, timings)
+    bad = [r for r in rows if r["status"] in ("FAIL", "MISSING")]
+    print((outdir / "metrics.md").read_text())
+    if bad and status == 0:
+        print(f"[{profile}] {len(bad)} metric(s) out of range or missing: "
+              + ", ".join(f"{r['notebook']}:{r['metric']}={r['value']}" for r in bad), file=sys.stderr)
+        status = 2
+    return status
+
+
+def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebooks_dir: Path) -> tuple[int, dict, list]:
+    """Run the planned notebooks in order with papermill; stop at the first failure.
+    Returns (status, {stem: model name}, timings)."""
+    import nbformat
+    import papermill
+
     status, models, timings = 0, {}, []
     for stem, (nb, params) in plan.items():
         (metrics_dir / f"{stem}.json").unlink(missing_ok=True)
@@ -262,19 +330,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
         timings.append({"notebook": stem, "status": "ok", "wall_s": time.time() - t0, "cpu_s": _children_cpu_s() - cpu0})
         print(f"[{profile}] {stem} done in {timings[-1]['wall_s']:.0f}s (CPU {timings[-1]['cpu_s']:.0f}s) -> "
               f"{render_html(executed)}", flush=True)
-
-    from .metrics import read_metrics
-
-    rows = check_metrics(read_metrics(metrics_dir), load_expected(notebooks_dir / "expected_results.yml"), profile,
-                         models if status == 0 else {})
-    write_summary(rows, outdir, profile, timings)
-    bad = [r for r in rows if r["status"] in ("FAIL", "MISSING")]
-    print((outdir / "metrics.md").read_text())
-    if bad and status == 0:
-        print(f"[{profile}] {len(bad)} metric(s) out of range or missing: "
-              + ", ".join(f"{r['notebook']}:{r['metric']}={r['value']}" for r in bad), file=sys.stderr)
-        status = 2
-    return status
+    return status, models, timings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "build"), help="output root; results go to OUT/<profile>")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter in every notebook that declares it, e.g. --set seed=1")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for the notebook kernels (sets OMP_NUM_THREADS; default: the environment's)")
     args = ap.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -292,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key] = yaml.safe_load(value)
     notebooks = [n.strip() for n in args.notebooks.split(",") if n.strip()]
-    return run(args.profile, notebooks or None, Path(args.out), overrides)
+    return run(args.profile, notebooks or None, Path(args.out), overrides, threads=args.threads)
 
 
 if __name__ == "__main__":

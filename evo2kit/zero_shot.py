@@ -10,6 +10,11 @@ reference window; a damaging variant should look less likely to the model (delta
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -31,16 +36,55 @@ def delta_likelihood(model, ref_seqs: list[str], var_seqs: list[str], ref_index:
 
 
 def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, strands: str = "+",
-                   region: str | None = None) -> pd.DataFrame:
+                   region: str | None = None, cache: str | os.PathLike | None = None) -> pd.DataFrame:
     """``df`` (rows with pos/ref/alt) plus columns ``delta+`` and/or ``delta-`` (per strand in
     ``strands``: "+", "-" or "+-") and ``delta`` (their mean), for ``window``-bp windows centred
-    on each SNV (see :func:`evo2kit.data.variant_windows`)."""
+    on each SNV (see :func:`evo2kit.data.variant_windows`).
+
+    ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.npy``, written
+    atomically) and reused by a later call with the same model weights, dtype, windows and batch
+    size; None computes every time."""
     if not strands or set(strands) - {"+", "-"}:
         raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
     ref_seqs, var_seqs, ref_index = data.variant_windows(df, window, region)
-    cols = {f"delta{s}": delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-") for s in strands}
+
+    def strand(s: str) -> np.ndarray:
+        compute = lambda: delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-")  # noqa: E731
+        if cache is None:
+            return compute()
+        return _cached(Path(cache), _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size, s), compute)
+
+    cols = {f"delta{s}": strand(s) for s in strands}
     return df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
                      n_unique_ref=len(ref_seqs))
+
+
+def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str) -> str:
+    from .embed import model_sha256
+
+    h = hashlib.sha256()
+    for seq in [*ref_seqs, *var_seqs]:
+        h.update(seq.encode() + b"\n")
+    h.update(np.asarray(ref_index, np.int64).tobytes())
+    params = next(model.model.parameters())
+    h.update(json.dumps([model_sha256(model), str(params.dtype), params.device.type, batch_size, strand]).encode())
+    return h.hexdigest()[:24]
+
+
+def _cached(folder: Path, key: str, compute) -> np.ndarray:
+    """``folder/deltas-<key>.npy`` if present, else ``compute()`` saved there atomically."""
+    path = folder / f"deltas-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    values = np.asarray(compute())
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, values)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return values
 
 
 def auroc_ci(labels, scores, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:

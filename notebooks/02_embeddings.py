@@ -118,7 +118,7 @@ model = evo2kit.load_model(model_name, local_path=model_weights or None, device=
 layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
 mid = layers[len(layers) // 2]  # a middle layer: the usual best guess before a sweep (notebook 04)
 store_root = Path(store_root or Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "embeddings")
-store = store_root / f"{model.name}-{embed.model_sha256(model)[:8]}_w{window}_n{len(df)}_{pooling}"
+store = store_root / embed.store_name(model, windows, layers, pooling, batch_size)
 print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, width {model.config.hidden_size}")
 print(f"{len(layers)} layers: {layers[0]} ... {layers[-1]}\nstore: {store}")
 

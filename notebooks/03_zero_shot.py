@@ -40,6 +40,7 @@ n_compare = 200  # variants in that subset (also used for reverse-complement ave
 batch_size = 8
 n_boot = 1000  # bootstrap resamples for the AUROC interval
 seed = 0
+score_cache = None  # a folder to keep the deltas in and reuse them (same model, windows, batch size); None: always compute
 
 # %%
 import os
@@ -91,7 +92,7 @@ ref_seqs, var_seqs, ref_index = data.variant_windows(variants, window)
 print(f"{len(var_seqs)} variant windows share {len(ref_seqs)} unique reference windows of {window} bp")
 
 t0 = time.time()
-table = variant_deltas(model, variants, window, batch_size=batch_size)
+table = variant_deltas(model, variants, window, batch_size=batch_size, cache=score_cache)
 elapsed = time.time() - t0
 tokens_per_s = (len(ref_seqs) + len(var_seqs)) * window / elapsed
 print(f"scored {len(ref_seqs) + len(var_seqs)} windows in {elapsed:.0f}s ({tokens_per_s:,.0f} tokens/s)")
@@ -134,7 +135,7 @@ plt.show()
 
 # %%
 subset = stratified_subset(variants, n_compare, seed=seed)
-minus = variant_deltas(model, subset, window, batch_size=batch_size, strands="-")
+minus = variant_deltas(model, subset, window, batch_size=batch_size, strands="-", cache=score_cache)
 both = subset.assign(plus=table.loc[subset.index, "delta"], minus=minus["delta-"])
 both["average"] = (both["plus"] + both["minus"]) / 2
 y_sub = (both["class"] == "LOF").to_numpy()
@@ -153,7 +154,8 @@ plt.show()
 sizes = sorted({window, *compare_windows})
 by_window = []
 for w in sizes:
-    t = table.loc[subset.index] if w == window else variant_deltas(model, subset, w, batch_size=batch_size)
+    t = table.loc[subset.index] if w == window else variant_deltas(model, subset, w, batch_size=batch_size,
+                                                                   cache=score_cache)
     a, l, h = auroc_ci(y_sub, -t["delta"], n_boot=n_boot, seed=seed)
     by_window.append({"window": w, "AUROC": a, "low": l, "high": h})
 by_window = pd.DataFrame(by_window)

@@ -20,7 +20,7 @@ import yaml
 
 from evo2kit import load_model
 from evo2kit.data import load_brca1, variant_windows
-from evo2kit.embed import extract, main, make_plan, probe_features, variant_features
+from evo2kit.embed import extract, main, make_plan, probe_features, store_name, variant_features
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = dict(model_name="embed-test", hidden_size=32, num_layers=4, hcs_layer_idxs=[0], hcm_layer_idxs=[1],
@@ -311,3 +311,18 @@ def test_variant_features_equal_naive(model):
             r, v = got[layer]["ref"], got[layer]["var"]
             np.testing.assert_array_equal(probe_features(r, v, "concat"), np.hstack([r, v]))
             np.testing.assert_allclose(probe_features(r, v, "diff"), v - r)
+
+
+def test_store_name_follows_every_input_that_changes_the_content(model):
+    windows = (["ACGTACGTAC", "TTGACCAGTA"], ["ACGAACGTAC", "TTGACGAGTA", "ACGTCCGTAC"], np.array([0, 1, 0]))
+    layers = ["blocks.0.mlp.l3"]
+    name = store_name(model, windows, layers, "mean", 8)
+    assert name == store_name(model, windows, layers, "mean", 8)
+    assert name.startswith(f"{model.name}-") and "_w10_n3_mean_" in name
+    other_seqs = (windows[0], ["ACGAACGTAC", "TTGACGAGTA", "ACGTCGGTAC"], windows[2])
+    others = [store_name(model, other_seqs, layers, "mean", 8), store_name(model, windows, layers + ["blocks.1.mlp.l3"], "mean", 8),
+              store_name(model, windows, layers, "last", 8), store_name(model, windows, layers, "mean", 4),
+              store_name(model, (windows[0], windows[1], np.array([0, 1, 1])), layers, "mean", 8)]
+    assert len({name, *others}) == 6
+    with pytest.raises(ValueError, match="pooling"):
+        store_name(model, windows, layers, "median", 8)

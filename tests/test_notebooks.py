@@ -9,6 +9,7 @@ datasets: CI sets EVO2KIT_DATA_DIR.
 from __future__ import annotations
 
 import json
+import os
 
 import papermill
 import pytest
@@ -73,10 +74,17 @@ def test_check_metrics_statuses():
     assert {r["metric"]: r["status"] for r in rows} == {"a": "pass", "b": "FAIL", "c": "MISSING", "d": "unchecked"}
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+# Two trajectories: what a user gets by default (seed 0, the machine's thread count), and a seed
+# that none of the smoke ranges' own runs used, on one thread (another summation order). A range
+# that holds for only one trajectory fails here, not on a user's machine.
+SMOKE_RUNS = {"seed 0, default threads": ({}, None), "seed 5, 1 thread": ({"seed": 5}, 1)}
+
+
+@pytest.fixture(scope="module", params=list(SMOKE_RUNS))
+def smoke_run(request, tmp_path_factory):
+    overrides, threads = SMOKE_RUNS[request.param]
     out = tmp_path_factory.mktemp("build")
-    status = runner.run("smoke", out=out)
+    status = runner.run("smoke", out=out, overrides=overrides, threads=threads)
     return status, out / "smoke"
 
 
@@ -184,3 +192,19 @@ def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     for profile in gpu_profiles:
         shared = PROFILES["profiles"][profile].get(runner.SHARED) or {}
         assert shared.get("device") == "cuda" and str(shared.get("model_weights", "")).startswith("$"), profile
+
+
+def test_threads_option_sets_the_kernels_thread_count_and_run_json_records_it(tmp_path, monkeypatch):
+    body = 'import torch, evo2kit\nevo2kit.record_metrics("00_tiny", {"threads": torch.get_num_threads()})\n'
+    nbdir = _tiny_notebook_dir(tmp_path, body, "profiles:\n  p:\n    00_tiny: {}\n", "{}\n")
+    for var in runner.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    from evo2kit.metrics import read_metrics
+
+    for n in (1, 2):
+        assert runner.run("p", out=tmp_path / f"t{n}", notebooks_dir=nbdir, threads=n, overrides={"x": 3}) == 0
+        assert read_metrics(tmp_path / f"t{n}" / "p" / "metrics")["00_tiny"]["threads"] == n
+        info = json.loads((tmp_path / f"t{n}" / "p" / "run.json").read_text())
+        assert info["threads"] == n and info["overrides"] == {"x": 3} and info["notebooks"] == ["00_tiny"]
+        assert info["cpu"] and info["torch"]
+    assert not any(var in os.environ for var in runner.THREAD_VARS)  # the caller's environment is left as it was

@@ -142,3 +142,67 @@ def test_early_stopping_stops_and_restores_the_best_weights():
     assert restored == pytest.approx(best, abs=1e-6)  # ... and the returned model is the best epoch's
     assert h["lr"].iloc[-1] < cfg.lr  # ReduceLROnPlateau (on validation AUROC) lowered the rate
 
+
+
+def test_fit_dnn_is_the_same_whatever_the_callers_thread_count():
+    """Training is pinned to ``config.threads``: the caller's thread count (what OMP_NUM_THREADS or
+    a busy machine sets) must not change a single bit of the trained probe."""
+    X, y = toy(n=600, d=64)  # big enough that 1 and 2 threads sum differently (measured: 4e-3 apart unpinned)
+    sp = probes.random_split(y)
+    cfg = probes.DNNConfig(max_epochs=8, early_stop=8, batch_size=32, lr=3e-3, seed=3)
+    preds = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        fitted = probes.fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val], cfg)
+        preds.append(fitted.predict_proba(X[sp.test])[:, 1])
+        assert torch.get_num_threads() == threads  # restored afterwards
+    torch.set_num_threads(1)
+    np.testing.assert_array_equal(preds[0], preds[1])
+    other = probes.fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val], probes.DNNConfig(**{**cfg.__dict__, "seed": 4}))
+    assert not np.array_equal(other.predict_proba(X[sp.test])[:, 1], preds[0])  # the seed does matter
+
+
+def test_pinned_compute_restores_global_state():
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    before = torch.are_deterministic_algorithms_enabled()
+    with probes.pinned_compute(threads=1, seed=123):
+        assert torch.are_deterministic_algorithms_enabled() and torch.get_num_threads() == 1
+        torch.rand(100)  # draws inside must not shift the caller's stream
+    assert torch.are_deterministic_algorithms_enabled() == before
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_probe_table_trains_the_dnn_once_per_seed_and_summarize_averages():
+    X, y = toy(n=200)
+    splits = {"random": probes.random_split(y), "grouped": probes.grouped_split(y, np.arange(200) // 4)}
+    cfg = probes.DNNConfig(max_epochs=3, early_stop=3, batch_size=64, lr=3e-3)
+    table = probes.probe_table({"a": X, "b": X[:, ::-1].copy()}, y, splits, config=cfg, n_boot=50, seeds=[0, 1, 2])
+    assert len(table) == 2 * 2 * (3 + 1)  # features x splits x (3 DNN seeds + 1 logistic)
+    assert sorted(table[table.probe == "dnn"].seed.unique()) == [0, 1, 2]
+    assert (table[table.probe == "logreg"].seed == -1).all()
+    summary = probes.summarize(table)
+    assert len(summary) == 2 * 2 * 2
+    for row in summary.itertuples():
+        runs = table[(table.features == row.features) & (table.split == row.split) & (table.probe == row.probe)]
+        assert row.n_seeds == len(runs)
+        assert row.auroc == pytest.approx(runs.auroc.mean())
+        assert row.auroc_sd == pytest.approx(runs.auroc.std() if len(runs) > 1 else 0.0)
+        assert row.auroc_min <= row.auroc <= row.auroc_max
+    gap = probes.split_gap(summary, "random", "grouped", "dnn")
+    assert list(gap.index) == ["a", "b"]
+    for name, value in gap.items():
+        mean = summary[(summary.probe == "dnn") & (summary.features == name)].set_index("split")["auroc"]
+        assert value == pytest.approx(mean["random"] - mean["grouped"])
+    with pytest.raises(ValueError, match="at least one seed"):
+        probes.probe_table({"a": X}, y, splits, config=cfg, seeds=[])
+
+
+def test_distance_to_training_matches_brute_force():
+    rng = np.random.default_rng(5)
+    pos = rng.integers(0, 5_000, size=300)
+    y = (rng.random(300) < 0.3).astype(int)
+    for sp in (probes.random_split(y), probes.grouped_split(y, groups=pos // 100)):
+        brute = np.abs(pos[sp.test][:, None] - pos[sp.train][None, :]).min(1)
+        np.testing.assert_array_equal(probes.distance_to_training(pos, sp), brute)

@@ -1,0 +1,60 @@
+"""evo2kit.zero_shot: deltas on a synthetic region, and the on-disk delta cache."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evo2kit import load_model, zero_shot
+from evo2kit.data import BRCA1_REGION_START
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def variants():
+    rng = np.random.default_rng(0)
+    region = "".join(rng.choice(list("ACGT"), 600))
+    offsets = np.array([150, 150, 300, 420])
+    alts = [next(b for b in "ACGT" if b != region[o] and b != skip) for o, skip in zip(offsets, "XAXX")]
+    df = pd.DataFrame({"pos": BRCA1_REGION_START + offsets, "ref": [region[o] for o in offsets], "alt": alts,
+                       "class": ["LOF", "FUNC", "FUNC", "LOF"]})
+    return df, region
+
+
+class Counting:
+    """The real model, counting the windows it is asked to score."""
+
+    def __init__(self, model):
+        self.inner, self.windows = model, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def score_sequences(self, seqs, **kwargs):
+        self.windows += len(seqs)
+        return self.inner.score_sequences(seqs, **kwargs)
+
+
+def test_cache_reuses_the_deltas_it_stored_and_only_those(model, variants, tmp_path):
+    df, region = variants
+    plain = zero_shot.variant_deltas(model, df, 200, region=region, strands="+-")
+    counting = Counting(model)
+    first = zero_shot.variant_deltas(counting, df, 200, region=region, strands="+-", cache=tmp_path)
+    assert counting.windows == 2 * (3 + 4)  # two strands x (3 unique references + 4 variants)
+    np.testing.assert_array_equal(first["delta"], plain["delta"])
+    assert len(list(tmp_path.glob("deltas-*.npy"))) == 2 and not list(tmp_path.glob(".*tmp"))
+
+    again = zero_shot.variant_deltas(counting, df, 200, region=region, strands="+-", cache=tmp_path)
+    assert counting.windows == 14  # nothing recomputed
+    np.testing.assert_array_equal(again["delta"], plain["delta"])
+
+    # another window, batch size or variant set is another entry, never a stale one
+    for kwargs, frame in [({"window": 100}, df), ({"window": 200, "batch_size": 2}, df), ({"window": 200}, df.iloc[:3])]:
+        before = counting.windows
+        got = zero_shot.variant_deltas(counting, frame, region=region, cache=tmp_path, **kwargs)
+        assert counting.windows > before
+        want = zero_shot.variant_deltas(model, frame, region=region, **kwargs)
+        np.testing.assert_array_equal(got["delta"], want["delta"])
