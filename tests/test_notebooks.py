@@ -164,7 +164,7 @@ def test_unset_environment_variable_stops_the_run(tmp_path, monkeypatch):
 def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     """.github/workflows/gpu-notebooks.yml: a self-hosted GPU job whose profile choices exist in
     profiles.yml (their parameters are papermill-prepared by the test above), which runs the
-    runner on the chosen profile and uploads what it wrote."""
+    runner on the chosen profile and uploads what it wrote, and the site built from it."""
     wf = yaml.safe_load((runner.ROOT / ".github" / "workflows" / "gpu-notebooks.yml").read_text())
     job = wf["jobs"]["notebooks"]
     assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
@@ -176,6 +176,10 @@ def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert 'python -m evo2kit.runner --profile "$PROFILE"' in runs
     assert "pytest" in runs and "tests/test_notebooks.py" in runs
+    assert 'python -m evo2kit.docs --profile "$PROFILE"' in runs
+    uploads = [str(step["with"]["path"]) for step in job["steps"]
+               if step.get("uses", "").startswith("actions/upload-artifact")]
+    assert any("build/site/${{ env.PROFILE }}" in path for path in uploads)
     for profile in gpu_profiles:
         shared = PROFILES["profiles"][profile].get(runner.SHARED) or {}
         assert shared.get("device") == "cuda" and str(shared.get("model_weights", "")).startswith("$"), profile
