@@ -4,10 +4,8 @@ The site (``build/site/<profile>/``) has the README as its home page, the bundle
 one page per executed notebook of ``build/<profile>/`` (outputs and figures inline, with the
 model, profile and time that produced it) and the run's metrics against the expected ranges.
 
-Tool: Sphinx with MyST-NB (Markdown pages and executed notebooks, rendered without running them)
-and the Furo theme. All three are actively maintained, install from PyPI as pure-Python wheels (no
-Node.js, unlike Jupyter Book 2), and the result needs nothing from the network: Furo ships its
-assets and uses system fonts, and no page of ours loads MathJax or widget scripts from a CDN.
+Tool: Sphinx with MyST-NB (renders the executed notebooks without running them) and the Furo
+theme; why these, in the README ("Reading the tutorials"). The site needs no network.
 """
 
 from __future__ import annotations
@@ -37,10 +35,9 @@ html_theme = "furo"
 nb_execution_mode = "off"  # show the outputs the runner recorded; never re-run a notebook here
 nb_render_markdown_format = "myst"  # Markdown outputs (00 shows the model card) with their tables
 nb_ipywidgets_js = {{}}  # no widget scripts from a CDN: the site must render offline
-myst_heading_anchors = 3  # README links such as (#data-offline) resolve to their headings
+myst_heading_anchors = 3  # links to a heading, such as the README's (#reading-the-tutorials-...), resolve
 html_show_sourcelink = False
 html_copy_source = False
-suppress_warnings = ["myst.header"]  # the notebooks' markdown starts some cells at ### on purpose
 """
 
 
