@@ -13,7 +13,7 @@ RUN := $(PY) -m evo2kit.runner $(if $(THREADS),--threads $(THREADS))
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 QUIET_PIP := grep -v 'is ignored: it is neither' || true
 
-.PHONY: setup tutorial smoke test bench clean
+.PHONY: setup tutorial smoke test bench clean lab docs docs-check
 
 setup: $(STAMP)
 
@@ -33,6 +33,21 @@ smoke: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# JupyterLab on notebooks/ with the python3 kernel. jupytext's server extension (enabled in the venv
+# by installing jupytext) opens the .py notebooks and saves each .ipynb and its .py twin together.
+# LAB_ARGS passes more options, e.g. LAB_ARGS="--no-browser --port 8899".
+lab: setup
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
+
+# The site of build/$(PROFILE)'s executed notebooks, into build/site/$(PROFILE)/ (evo2kit/docs.py).
+docs: setup
+	$(PY) -m evo2kit.docs --profile $(PROFILE)
+
+# The same, then every page opened in headless Chromium (Debian: apt-get install chromium):
+# a screenshot each in build/site/screenshots/, and a failure on any console error.
+docs-check: setup
+	$(PY) -m evo2kit.docs --profile $(PROFILE) --check-in-browser
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

@@ -1,7 +1,8 @@
 """The tutorial notebooks: pairing, parameters under every profile, and a real smoke run.
 
 The smoke run executes every notebook through ``evo2kit.runner`` (papermill, a real python3
-kernel) once per session and fails on any notebook error, any metric outside its range in
+kernel) once per session (fixture ``smoke_run`` in conftest.py, shared with
+test_docs.py) and fails on any notebook error, any metric outside its range in
 notebooks/expected_results.yml, and any expected metric that was not recorded. It needs the
 datasets: CI sets EVO2KIT_DATA_DIR.
 """
@@ -72,20 +73,6 @@ def test_check_metrics_statuses():
     rows = runner.check_metrics({"03_zero_shot": {"a": 0.5, "b": 2.0, "d": 7.0}}, expected, "smoke",
                                 {"03_zero_shot": "m"})
     assert {r["metric"]: r["status"] for r in rows} == {"a": "pass", "b": "FAIL", "c": "MISSING", "d": "unchecked"}
-
-
-# Two trajectories: what a user gets by default (seed 0, the machine's thread count), and a seed
-# that none of the smoke ranges' own runs used, on one thread (another summation order). A range
-# that holds for only one trajectory fails here, not on a user's machine.
-SMOKE_RUNS = {"seed 0, default threads": ({}, None), "seed 5, 1 thread": ({"seed": 5}, 1)}
-
-
-@pytest.fixture(scope="module", params=list(SMOKE_RUNS))
-def smoke_run(request, tmp_path_factory):
-    overrides, threads = SMOKE_RUNS[request.param]
-    out = tmp_path_factory.mktemp("build")
-    status = runner.run("smoke", out=out, overrides=overrides, threads=threads)
-    return status, out / "smoke"
 
 
 def test_smoke_profile_runs_and_metrics_in_range(smoke_run):
@@ -177,7 +164,7 @@ def test_unset_environment_variable_stops_the_run(tmp_path, monkeypatch):
 def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     """.github/workflows/gpu-notebooks.yml: a self-hosted GPU job whose profile choices exist in
     profiles.yml (their parameters are papermill-prepared by the test above), which runs the
-    runner on the chosen profile and uploads what it wrote."""
+    runner on the chosen profile and uploads what it wrote, and the site built from it."""
     wf = yaml.safe_load((runner.ROOT / ".github" / "workflows" / "gpu-notebooks.yml").read_text())
     job = wf["jobs"]["notebooks"]
     assert "self-hosted" in job["runs-on"] and "gpu" in job["runs-on"]
@@ -189,6 +176,10 @@ def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert 'python -m evo2kit.runner --profile "$PROFILE"' in runs
     assert "pytest" in runs and "tests/test_notebooks.py" in runs
+    assert 'python -m evo2kit.docs --profile "$PROFILE"' in runs
+    uploads = [str(step["with"]["path"]) for step in job["steps"]
+               if step.get("uses", "").startswith("actions/upload-artifact")]
+    assert any("build/site/${{ env.PROFILE }}" in path for path in uploads)
     for profile in gpu_profiles:
         shared = PROFILES["profiles"][profile].get(runner.SHARED) or {}
         assert shared.get("device") == "cuda" and str(shared.get("model_weights", "")).startswith("$"), profile
