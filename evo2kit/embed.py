@@ -64,7 +64,7 @@ from tqdm import tqdm
 
 from .api import Evo2Model
 from .cli import ArgumentParser, BusyError, DataError, exit_status_help, run_main
-from .tokenizer import validate_sequence
+from .tokenizer import sequence_list, validate_sequence
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -531,10 +531,10 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     if not layers or len(set(layers)) != len(layers):
         raise ValueError(f"layer_names must be non-empty and without repeats, got {layers}")
     if batch_size < 1 or chunk_size < 1:
-        raise ValueError(f"batch_size and chunk_size must be >= 1, got {batch_size} and {chunk_size}")
+        raise ValueError(f"batch_size and chunk_size must be ints >= 1, got {batch_size} and {chunk_size}")
     if np.dtype(dtype).kind != "f":
         raise ValueError(f"dtype must be a float type such as 'float32' or 'float16', not {dtype!r}")
-    seqs = list(seqs)
+    seqs = sequence_list(seqs)
     names = [f"#{i}" for i in range(len(seqs))] if names is None else list(names)
     positions = _validate(seqs, names, kind, positions)
     plan = make_plan(seqs, names, positions, batch_size)
