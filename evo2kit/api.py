@@ -291,21 +291,37 @@ def resolve_config(name_or_config: str | Path | Mapping | Evo2Config) -> tuple[E
                    "a path to an Evo 2 YAML config, or a config dict")
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The dtypes a model runs in (poles, residues and rotary frequencies stay float32)."""
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """A name from :data:`DTYPES` or one of its torch dtypes -> the torch dtype (None stays None)."""
+    if dtype is None or dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)} (or None: "
+                     "float32 on CPU, bfloat16 for published models on CUDA)")
+
+
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
-               device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+               device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
     """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint
     (published models cannot be downloaded by evo2kit; pass the file). Without local_path a
     non-bundled config gets random (untrained) weights. device: default CUDA when present.
-    dtype: default float32 on CPU, bfloat16 for published models on CUDA.
+    dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); default float32 on CPU,
+    bfloat16 for published models on CUDA.
     """
     if backend == "vortex":
         return _load_vortex(name_or_config, local_path)
     if backend != "torch":
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
+    dtype = resolve_dtype(dtype)
     config, name = resolve_config(name_or_config)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:

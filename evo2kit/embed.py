@@ -479,6 +479,8 @@ def verify(out: str | os.PathLike) -> dict:
     rows) and how to recover: rerun the same ``extract`` call with ``out`` (it recomputes them).
     """
     out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"no store at {out} (no such folder)")
     manifest = _read_json(out / MANIFEST)
     if manifest.get("format") != STORE_FORMAT:
         raise StoreError(f"{out / MANIFEST}: store format {manifest.get('format')!r}, this evo2kit reads "

@@ -84,3 +84,36 @@ def test_stratified_subset_refuses_a_size_below_one():
             zero_shot.stratified_subset(df, n)
     assert len(zero_shot.stratified_subset(df, 4)) == 4
     assert len(zero_shot.stratified_subset(df, None)) == 20
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
+    junk = tmp_path / "weights.pt"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError, match=rf"^not a PyTorch checkpoint: {re.escape(str(junk))}$"):
+        load_model(CFG, local_path=junk, device="cpu")
+
+
+def test_dtype_by_name_and_unsupported_dtypes_refused_up_front():
+    import torch
+
+    from evo2kit.api import resolve_dtype
+
+    assert load_model(CFG, device="cpu", dtype="bfloat16").model.embedding_layer.weight.dtype == torch.bfloat16
+    assert load_model(CFG, device="cpu", dtype="float32").model.embedding_layer.weight.dtype == torch.float32
+    assert resolve_dtype("torch.float16") is torch.float16 and resolve_dtype(torch.bfloat16) is torch.bfloat16
+    assert resolve_dtype(None) is None
+    for bad in ("float8", "int8", torch.int64, torch.float8_e4m3fn, "fp32"):
+        with pytest.raises(ValueError, match=rf"dtype {re.escape(repr(bad))} is not supported; use one of float32, "
+                                             "bfloat16, float16"):
+            load_model("no-such-model", device="cpu", dtype=bad)  # refused before the name is even looked up
+
+
+@pytest.mark.parametrize("text, found", [("", "found nothing"), ("# only a comment\n", "found nothing"),
+                                         ("- 1\n- 2\n", "found list [1, 2]"), ("a: [1\n", None)])
+def test_an_empty_or_malformed_yaml_config_is_named(tmp_path, text, found):
+    cfg = tmp_path / "model.yml"
+    cfg.write_text(text)
+    message = (rf"{re.escape(str(cfg))}: expected an Evo 2 config \(a mapping with keys such as hidden_size, "
+               rf"num_layers\), {re.escape(found)}" if found else rf"{re.escape(str(cfg))}: not valid YAML")
+    with pytest.raises(ValueError, match=message):
+        load_model(cfg, device="cpu")

@@ -502,3 +502,30 @@ def test_unreadable_store_file_is_named_with_the_way_out(model, tmp_path, damage
                                              rf"Restore the file and rerun to resume, or delete {re.escape(str(out))} "
                                              "to start over"):
             call()
+
+
+def test_cli_exit_status_for_missing_input_and_a_store_of_another_call(model, tmp_path, capsys):
+    (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\nACGTACGTAA\n>b\nGGCATT\n")
+    args = ["--model", str(tmp_path / "cfg.yml"), "--layers", LAYERS[0], "--out", str(tmp_path / "out")]
+    for argv, status, message in [
+        ([*args, "--fasta", str(tmp_path / "missing.fa")], 66, "No such file or directory"),
+        (["--model", str(tmp_path / "no.yml"), "--fasta", str(fasta), *args[2:]], 66, "config file"),
+        ([*args, "--fasta", str(fasta)], 0, "2 rows of 1 layer(s)"),
+        ([*args, "--fasta", str(fasta), "--pooling", "last"], 65, "holds a store made by a different call; differing: "
+                                                                  "pooling (store: 'mean', this call: 'last')"),
+        ([*args, "--fasta", str(fasta), "--pooling", "median"], 64, "--pooling: pooling must be"),
+        ([*args, "--fasta", str(fasta), "--layers", "blocks.99.mlp.l3"], 64, "no layer named 'blocks.99.mlp.l3'"),
+        (["--fasta", str(fasta)], 64, "the following arguments are required to extract: --layers, --out"),
+        (["--verify", str(tmp_path / "out")], 0, "complete, 1 batches (2 rows) match their checksums"),
+        (["--verify", str(tmp_path / "nowhere")], 66, "no store at"),
+        (["--verify", str(tmp_path)], 65, "manifest.json is unreadable"),
+    ]:
+        try:
+            got = main(argv)
+        except SystemExit as e:  # argparse's own errors
+            got = e.code
+        err = capsys.readouterr().err
+        assert got == status and message in err, (argv, got, err)
+        assert "Traceback" not in err
