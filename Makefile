@@ -39,5 +39,5 @@ bench: setup
 
 # The README's list: build/ and the tools' caches; never .venv or the data cache (~/.cache/evo2kit).
 clean:
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache .hypothesis
 	find . -path ./.venv -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +

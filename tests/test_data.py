@@ -515,7 +515,7 @@ def test_make_clean_removes_what_the_readme_says_and_keeps_the_rest(tmp_path):
     readme = (ROOT / "README.md").read_text()
     assert "`make clean` removes `build/`" in readme
     (tmp_path / "Makefile").write_text((ROOT / "Makefile").read_text())
-    made = ["build/cpu/metrics.json", ".pytest_cache/v", ".ruff_cache/x", "evo2kit/__pycache__/a.pyc",
+    made = ["build/cpu/metrics.json", ".pytest_cache/v", ".ruff_cache/x", ".hypothesis/db", "evo2kit/__pycache__/a.pyc",
             "notebooks/.ipynb_checkpoints/a.ipynb"]
     kept = [".venv/bin/python", "evo2kit/api.py", "notebooks/00_setup.py"]
     for rel in made + kept:
