@@ -1,16 +1,10 @@
 """Exit codes and error reporting shared by the command-line tools (``evo2kit.runner``, ``evo2kit-embed``).
 
-A user error prints one line, ``<prog>: error: <message>``, and exits with its code; ``--debug``
-shows the traceback instead. The Python API raises exceptions; only ``main()`` turns them into
-exit codes (:func:`run_main`).
-
-    0   success
-    1   a notebook failed (runner), or an unexpected error (with its traceback)
-    2   a metric out of range or missing (runner)
-    64  usage error: an unknown option, profile, notebook, parameter or layer; a bad value (EX_USAGE)
-    65  bad data: a store made by another call or damaged, a file failing its check (EX_DATAERR)
-    66  missing input: a file or dataset not found (EX_NOINPUT)
-    75  the store is in use by another running process; try again later (EX_TEMPFAIL)
+A user error prints one line, ``<prog>: error: <message>``, and exits with its code
+(:data:`USER_ERRORS`: 64 usage, 65 bad data, 66 missing input, 75 busy); ``--debug`` shows the
+traceback instead. 0 is success; the runner adds 1 (a notebook failed) and 2 (a metric out of
+range or missing); an unexpected error exits 1 with its traceback. The Python API raises
+exceptions; only ``main()`` turns them into exit codes (:func:`run_main`).
 """
 
 from __future__ import annotations
