@@ -31,7 +31,7 @@ from .model import (
     load_pretrained,
     read_official_checkpoint,
 )
-from .tokenizer import CharLevelTokenizer, reverse_complement
+from .tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 BUNDLED = {"evo2kit-tiny": WEIGHTS_DIR / "evo2kit-tiny.safetensors"}
@@ -128,6 +128,14 @@ class Evo2Model:
         """
         if reduce_method not in ("mean", "sum"):
             raise ValueError(f"reduce_method must be 'mean' or 'sum', not {reduce_method!r}")
+        seqs = sequence_list(seqs)
+        _check_int("batch_size", batch_size, 1)
+        shortest = 1 if prepend_bos else 2  # a score needs at least one predicted base
+        for i, s in enumerate(seqs):
+            if len(s) < shortest:
+                raise ValueError(f"seqs[{i}] has {len(s)} base(s): a score needs at least {shortest} "
+                                 + ("(the first base is not predicted; or pass prepend_bos=True)"
+                                    if not prepend_bos else "(one predicted base)"))
         scores = self._score(seqs, batch_size, prepend_bos, reduce_method)
         if average_reverse_complement:
             rc = self._score([reverse_complement(s) for s in seqs], batch_size, prepend_bos, reduce_method)
@@ -163,6 +171,7 @@ class Evo2Model:
         """
         if pooling not in ("mean", None):
             raise ValueError(f"pooling must be 'mean' or None, not {pooling!r}")
+        _check_int("chunk_size", chunk_size, 1)
         ids = torch.tensor(self.tokenizer.tokenize(seq, name="seq"), dtype=torch.long)[None]
         names = list(layer_names)
         L = ids.shape[1]
@@ -193,7 +202,17 @@ class Evo2Model:
     def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0,
                  top_k: int = 4, seed: int | None = None) -> GenerationOutput:
         """Sample ``n_tokens`` bases after each prompt (top-k sampling restricted to A/C/G/T),
-        prefilling the prompt in one stateful pass, then one token at a time."""
+        prefilling the prompt in one stateful pass, then one token at a time.
+
+        ``n_tokens`` >= 1; ``temperature`` >= 0 (0: always the likeliest base); ``top_k`` None or
+        0 (all four bases) or 1..4."""
+        prompt_seqs = sequence_list(prompt_seqs, "prompt_seqs")
+        _check_int("n_tokens", n_tokens, 1)
+        if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
+            raise ValueError(f"temperature must be a finite number >= 0 (0: always the likeliest base), "
+                             f"got {temperature!r}")
+        if top_k is not None:
+            _check_int("top_k", top_k, 0, 4, " (0 or None: all four bases)")
         gen = torch.Generator(device="cpu")
         if seed is not None:
             gen.manual_seed(seed)
@@ -205,7 +224,7 @@ class Evo2Model:
             out, lps = [], []
             for _ in range(n_tokens):
                 logp = torch.log_softmax(logits[0, -1].float().cpu()[acgt] / max(temperature, 1e-6), -1)
-                k = min(top_k, 4) if top_k else 4
+                k = top_k or 4
                 top = logp.topk(k)
                 choice = top.indices[torch.multinomial(top.values.softmax(-1), 1, generator=gen)]
                 out.append(int(acgt[choice]))
@@ -214,6 +233,14 @@ class Evo2Model:
             seqs.append(self.tokenizer.detokenize(out))
             means.append(float(np.mean(lps)) if lps else float("nan"))
         return GenerationOutput(seqs, means)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None, note: str = "") -> None:
+    """ValueError unless ``value`` is an int in [low, high] (no upper bound for None)."""
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not is_int or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be an int {allowed}{note}, got {value!r}")
 
 
 class _Hooks:
@@ -264,21 +291,37 @@ def resolve_config(name_or_config: str | Path | Mapping | Evo2Config) -> tuple[E
                    "a path to an Evo 2 YAML config, or a config dict")
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The dtypes a model runs in (poles, residues and rotary frequencies stay float32)."""
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """A name from :data:`DTYPES` or one of its torch dtypes -> the torch dtype (None stays None)."""
+    if dtype is None or dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)} (or None: "
+                     "float32 on CPU, bfloat16 for published models on CUDA)")
+
+
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
-               device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+               device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
     """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint
     (published models cannot be downloaded by evo2kit; pass the file). Without local_path a
     non-bundled config gets random (untrained) weights. device: default CUDA when present.
-    dtype: default float32 on CPU, bfloat16 for published models on CUDA.
+    dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); default float32 on CPU,
+    bfloat16 for published models on CUDA.
     """
     if backend == "vortex":
         return _load_vortex(name_or_config, local_path)
     if backend != "torch":
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
+    dtype = resolve_dtype(dtype)
     config, name = resolve_config(name_or_config)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:

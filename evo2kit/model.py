@@ -140,7 +140,14 @@ class Evo2Config:
     def from_yaml(cls, path: str | Path) -> "Evo2Config":
         import yaml
 
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+        try:
+            d = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(d, dict) or not d:  # an empty file would silently give the default config
+            raise ValueError(f"{path}: expected an Evo 2 config (a mapping with keys such as hidden_size, "
+                             f"num_layers), found {'nothing' if d is None else type(d).__name__ + ' ' + repr(d)[:40]}")
+        return cls.from_dict(d)
 
     @classmethod
     def published(cls, name: str) -> "Evo2Config":
@@ -538,6 +545,9 @@ class LoadReport:
 def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """An official Evo 2 ``.pt`` state dict, unpickled with ``weights_only=True`` (only tensors
     and Transformer Engine's ``io.BytesIO`` FP8 metadata are allowed)."""
+    with open(path, "rb") as f:  # torch.save writes a zip archive; anything else fails deep in torch.load
+        if f.read(4) != b"PK\x03\x04":
+            raise ValueError(f"not a PyTorch checkpoint: {path}")
     with torch.serialization.safe_globals([io.BytesIO]):
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
