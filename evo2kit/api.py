@@ -11,8 +11,10 @@ As in ``evo2.Evo2``, ``forward`` returns ``(outputs, embeddings)`` with ``output
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple
@@ -20,17 +22,16 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 import torch
 
-from .model import (
-    PUBLISHED_CONFIGS,
-    Evo2Config,
-    InferenceState,
-    StripedHyena2,
-    _warn_fp8_fallback,
-    check_fp8,
+from .checkpoint import (
+    PUBLISHED_CHECKPOINTS,
+    LoadReport,
     load_official_state_dict,
     load_pretrained,
     read_official_checkpoint,
+    where_to_get,
 )
+from .fp8 import FP8Linear, scaled_mm_available
+from .model import PUBLISHED_CONFIGS, Evo2Config, InferenceState, StripedHyena2
 from .tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -71,6 +72,11 @@ class Evo2Model:
     @property
     def config(self) -> Evo2Config:
         return self.model.config
+
+    @property
+    def load_report(self) -> LoadReport | None:
+        """What loading an official checkpoint dropped, permuted, converted (None otherwise)."""
+        return getattr(self.model, "load_report", None)
 
     @property
     def device(self) -> torch.device:
@@ -305,17 +311,54 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
                      "float32 on CPU, bfloat16 for published models on CUDA)")
 
 
+FP8_MODES = ("auto", "emulate", "off")
+
+
+def resolve_fp8(config: Evo2Config, fp8: str, device: torch.device) -> tuple[Evo2Config, str | None, list[str]]:
+    """How a config's FP8 input projections run: (config, FP8Linear backend or None, notes).
+
+    'auto': torch._scaled_mm on CUDA GPUs with FP8 (cc >= 8.9), else the exact emulation;
+    'emulate': the emulation everywhere; 'off': plain projections in the model dtype, with a
+    warning (the 1B, 20B and 40B checkpoints lose most of their accuracy). 7B configs under
+    'auto' run without FP8, as evo2 0.6.0 runs them without Transformer Engine (their accuracy
+    does not depend on it, and so they match vortex bit for bit); 'emulate' runs them in FP8
+    as evo2 does with Transformer Engine."""
+    if fp8 not in FP8_MODES:
+        raise ValueError(f"fp8 must be one of {FP8_MODES}, not {fp8!r}")
+    if not config.use_fp8_input_projections:
+        return config, None, []
+    is_7b = "7b" in config.model_name.lower()
+    if fp8 == "off" or (fp8 == "auto" and is_7b):
+        if not is_7b:
+            warnings.warn(f"FP8 OFF for {config.model_name}: this checkpoint was trained with FP8 input "
+                          "projections and loses most of its accuracy without them (BioNeMo: 1B NLL 1.243 "
+                          "instead of 1.076, 40B 1.70 instead of 0.922). Use fp8='auto' or 'emulate'.",
+                          stacklevel=3)
+        note = "FP8 off: input projections run in the model dtype" + (
+            " (7B, as evo2 without Transformer Engine; fp8='emulate' runs them in FP8)" if is_7b and fp8 == "auto" else "")
+        return dataclasses.replace(config, use_fp8_input_projections=False), None, [note]
+    backend = "scaled_mm" if fp8 == "auto" and scaled_mm_available(device) else "emulate"
+    return config, backend, []
+
+
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
-               device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
+               device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+               fp8: str = "auto", random_weights: bool = False):
     """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
-    path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint
-    (published models cannot be downloaded by evo2kit; pass the file). Without local_path a
-    non-bundled config gets random (untrained) weights. device: default CUDA when present.
-    dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); default float32 on CPU,
-    bfloat16 for published models on CUDA.
+    path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
+    the parts a 40B one is published in, or their folder); published models cannot be
+    downloaded by evo2kit: without local_path they raise unless ``random_weights=True``.
+    Other configs without local_path get random (untrained) weights. device: default CUDA
+    when present. dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); default float32 on
+    CPU, bfloat16 for published models on CUDA.
+    fp8: 'auto' | 'emulate' | 'off', how FP8 input projections run (``resolve_fp8``); models
+    without a checkpoint use unit FP8 scales. Official checkpoints are memory-mapped and their
+    tensors assigned to a model built on the meta device: host memory peaks near the file
+    size when dtype matches the file's (plus the converted copy when it does not).
+    ``model.load_report`` says what the checkpoint loader did.
     """
     if backend == "vortex":
         return _load_vortex(name_or_config, local_path)
@@ -332,14 +375,28 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     elif local_path is not None and str(local_path).endswith(".safetensors"):
         model = load_pretrained(local_path, config)
         sha = sha256_of(Path(local_path))
+    elif local_path is not None:
+        state_dict = read_official_checkpoint(local_path)  # FileNotFoundError at once; memory-mapped
+        config, fp8_backend, notes = resolve_fp8(config, fp8, device)
+        with torch.device("meta"):
+            model = StripedHyena2(config)
+        report = load_official_state_dict(model, state_dict, dtype=dtype, device=device,
+                                          fp8_backend=fp8_backend or "emulate")
+        report.notes += notes
+        model.load_report = report
+        return Evo2Model(model, name, sha)
     else:
-        config = _warn_fp8_fallback(config)
-        model = StripedHyena2(config)
-        if local_path is not None:
-            check_fp8(config)
-            load_official_state_dict(model, read_official_checkpoint(local_path))
-        else:
+        if name in PUBLISHED_CONFIGS and not random_weights:
+            raise FileNotFoundError(f"{where_to_get(name)}'...' (or random_weights=True for an untrained model "
+                                    "of this shape)")
+        config, fp8_backend, _ = resolve_fp8(config, fp8, device)
+        with torch.device(device):  # built where it runs; on "meta": shapes only, no memory
+            model = StripedHyena2(config)
+        if device.type != "meta":
             model.init_weights(0)
+        for m in model.modules():
+            if isinstance(m, FP8Linear):
+                m.backend = fp8_backend
     if dtype != torch.float32:
         model.to_inference_dtype(dtype)
     return Evo2Model(model.to(device), name, sha)
@@ -369,6 +426,7 @@ def _load_vortex(name_or_config, local_path):
                           f"on a CUDA machine ({e})") from e
     if not torch.cuda.is_available():
         raise RuntimeError("backend='vortex' needs a CUDA GPU; use backend='torch' on CPU")
-    if str(name_or_config) not in PUBLISHED_CONFIGS:
-        raise KeyError(f"backend='vortex' loads published models only: {sorted(PUBLISHED_CONFIGS)}")
+    arc = sorted(n for n, c in PUBLISHED_CHECKPOINTS.items() if not c.source.startswith("NGC"))
+    if str(name_or_config) not in arc:
+        raise KeyError(f"backend='vortex' loads evo2's published models only: {arc}")
     return Evo2(str(name_or_config), local_path=None if local_path is None else str(local_path))
