@@ -41,13 +41,14 @@ import vortex_ref as vr  # noqa: E402
 HIDDEN = 1920  # the 1B's width
 
 _PEAK_SCRIPT = """
-import json, resource, sys
+import json, sys
 import psutil, torch, evo2kit
 base = psutil.Process().memory_info().rss
 model = evo2kit.load_model(sys.argv[1], local_path=sys.argv[2], device="cpu", dtype=getattr(torch, sys.argv[3]))
 for p in model.model.parameters():  # every page of every weight is resident now
     p.sum()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: ru_maxrss survives exec and so starts at the RSS of whoever forked us
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"base": base, "peak": peak}))
 """
 

@@ -322,7 +322,15 @@ def test_loading_a_7b_shaped_checkpoint_costs_about_its_file_size(tmp_path):
     yml, pt = write(tmp_path, cfg, sd)
     del sd
     size = os.path.getsize(pt)
-    ratio = bench_fp8.load_peak_bytes(yml, pt, "bfloat16") / size
-    print(f"file {size / 2**20:.0f} MiB, load peak - baseline = {ratio:.2f} x file size")
+    # What any load costs whatever the file (PyTorch's first-use allocations, thread pools): a
+    # small checkpoint loaded the same way. A whole 7B file (13 GB) makes it negligible; this
+    # 1.6 GB cut does not, so it is measured and set apart rather than counted against the file.
+    small_cfg = vr.official_config()
+    small_yml, small_pt = write(tmp_path, small_cfg, vr.random_official_state_dict(small_cfg, seed=0), name="small")
+    fixed = bench_fp8.load_peak_bytes(small_yml, small_pt, "bfloat16")
+    peak = bench_fp8.load_peak_bytes(yml, pt, "bfloat16")
+    ratio = (peak - fixed) / size
+    print(f"file {size / 2**20:.0f} MiB, load peak - baseline {peak / 2**20:.0f} MiB, fixed cost {fixed / 2**20:.0f} MiB: "
+          f"{ratio:.2f} x file size")
     assert ratio <= 1.2
     os.remove(pt)
