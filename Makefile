@@ -52,6 +52,7 @@ docs-check: setup
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
+# The README's list: build/ and the tools' caches; never .venv or the data cache (~/.cache/evo2kit).
 clean:
-	rm -rf build .pytest_cache
-	find . -name __pycache__ -prune -exec rm -rf {} +
+	rm -rf build .pytest_cache .ruff_cache .hypothesis
+	find . -path ./.venv -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +

@@ -99,8 +99,8 @@ def new_run(profile: str, notebooks: str, seed: int, threads: int, out: Path, sh
     out.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
         status = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=os.environ.copy()).returncode
-    if status == 1:  # 2 (out of the current ranges) is what re-measuring them is for
-        raise SystemExit(f"seed {seed}, {threads} thread(s): a notebook failed; see {log}")
+    if status not in (0, 2):  # 2 (out of the current ranges) is what re-measuring them is for
+        raise SystemExit(f"seed {seed}, {threads} thread(s): the runner failed (status {status}); see {log}")
     print(f"seed {seed}, {threads} thread(s): done (runner status {status})", file=sys.stderr, flush=True)
     return out / profile
 

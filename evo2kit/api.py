@@ -11,8 +11,10 @@ As in ``evo2.Evo2``, ``forward`` returns ``(outputs, embeddings)`` with ``output
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple
@@ -20,18 +22,17 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 import torch
 
-from .model import (
-    PUBLISHED_CONFIGS,
-    Evo2Config,
-    InferenceState,
-    StripedHyena2,
-    _warn_fp8_fallback,
-    check_fp8,
+from .checkpoint import (
+    PUBLISHED_CHECKPOINTS,
+    LoadReport,
     load_official_state_dict,
     load_pretrained,
     read_official_checkpoint,
+    where_to_get,
 )
-from .tokenizer import CharLevelTokenizer, reverse_complement
+from .fp8 import FP8Linear, scaled_mm_available
+from .model import PUBLISHED_CONFIGS, Evo2Config, InferenceState, StripedHyena2
+from .tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 BUNDLED = {"evo2kit-tiny": WEIGHTS_DIR / "evo2kit-tiny.safetensors"}
@@ -71,6 +72,11 @@ class Evo2Model:
     @property
     def config(self) -> Evo2Config:
         return self.model.config
+
+    @property
+    def load_report(self) -> LoadReport | None:
+        """What loading an official checkpoint dropped, permuted, converted (None otherwise)."""
+        return getattr(self.model, "load_report", None)
 
     @property
     def device(self) -> torch.device:
@@ -128,6 +134,14 @@ class Evo2Model:
         """
         if reduce_method not in ("mean", "sum"):
             raise ValueError(f"reduce_method must be 'mean' or 'sum', not {reduce_method!r}")
+        seqs = sequence_list(seqs)
+        _check_int("batch_size", batch_size, 1)
+        shortest = 1 if prepend_bos else 2  # a score needs at least one predicted base
+        for i, s in enumerate(seqs):
+            if len(s) < shortest:
+                raise ValueError(f"seqs[{i}] has {len(s)} base(s): a score needs at least {shortest} "
+                                 + ("(the first base is not predicted; or pass prepend_bos=True)"
+                                    if not prepend_bos else "(one predicted base)"))
         scores = self._score(seqs, batch_size, prepend_bos, reduce_method)
         if average_reverse_complement:
             rc = self._score([reverse_complement(s) for s in seqs], batch_size, prepend_bos, reduce_method)
@@ -163,6 +177,7 @@ class Evo2Model:
         """
         if pooling not in ("mean", None):
             raise ValueError(f"pooling must be 'mean' or None, not {pooling!r}")
+        _check_int("chunk_size", chunk_size, 1)
         ids = torch.tensor(self.tokenizer.tokenize(seq, name="seq"), dtype=torch.long)[None]
         names = list(layer_names)
         L = ids.shape[1]
@@ -193,7 +208,17 @@ class Evo2Model:
     def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0,
                  top_k: int = 4, seed: int | None = None) -> GenerationOutput:
         """Sample ``n_tokens`` bases after each prompt (top-k sampling restricted to A/C/G/T),
-        prefilling the prompt in one stateful pass, then one token at a time."""
+        prefilling the prompt in one stateful pass, then one token at a time.
+
+        ``n_tokens`` >= 1; ``temperature`` >= 0 (0: always the likeliest base); ``top_k`` None or
+        0 (all four bases) or 1..4."""
+        prompt_seqs = sequence_list(prompt_seqs, "prompt_seqs")
+        _check_int("n_tokens", n_tokens, 1)
+        if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
+            raise ValueError(f"temperature must be a finite number >= 0 (0: always the likeliest base), "
+                             f"got {temperature!r}")
+        if top_k is not None:
+            _check_int("top_k", top_k, 0, 4, " (0 or None: all four bases)")
         gen = torch.Generator(device="cpu")
         if seed is not None:
             gen.manual_seed(seed)
@@ -205,7 +230,7 @@ class Evo2Model:
             out, lps = [], []
             for _ in range(n_tokens):
                 logp = torch.log_softmax(logits[0, -1].float().cpu()[acgt] / max(temperature, 1e-6), -1)
-                k = min(top_k, 4) if top_k else 4
+                k = top_k or 4
                 top = logp.topk(k)
                 choice = top.indices[torch.multinomial(top.values.softmax(-1), 1, generator=gen)]
                 out.append(int(acgt[choice]))
@@ -214,6 +239,14 @@ class Evo2Model:
             seqs.append(self.tokenizer.detokenize(out))
             means.append(float(np.mean(lps)) if lps else float("nan"))
         return GenerationOutput(seqs, means)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None, note: str = "") -> None:
+    """ValueError unless ``value`` is an int in [low, high] (no upper bound for None)."""
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not is_int or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be an int {allowed}{note}, got {value!r}")
 
 
 class _Hooks:
@@ -264,21 +297,74 @@ def resolve_config(name_or_config: str | Path | Mapping | Evo2Config) -> tuple[E
                    "a path to an Evo 2 YAML config, or a config dict")
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The dtypes a model runs in (poles, residues and rotary frequencies stay float32)."""
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """A name from :data:`DTYPES` or one of its torch dtypes -> the torch dtype (None stays None)."""
+    if dtype is None or dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    raise ValueError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)} (or None: "
+                     "float32 on CPU, bfloat16 for published models on CUDA)")
+
+
+FP8_MODES = ("auto", "emulate", "off")
+
+
+def resolve_fp8(config: Evo2Config, fp8: str, device: torch.device) -> tuple[Evo2Config, str | None, list[str]]:
+    """How a config's FP8 input projections run: (config, FP8Linear backend or None, notes).
+
+    'auto': torch._scaled_mm on CUDA GPUs with FP8 (cc >= 8.9), else the exact emulation;
+    'emulate': the emulation everywhere; 'off': plain projections in the model dtype, with a
+    warning (the 1B, 20B and 40B checkpoints lose most of their accuracy). 7B configs under
+    'auto' run without FP8, as evo2 0.6.0 runs them without Transformer Engine (their accuracy
+    does not depend on it, and so they match vortex bit for bit); 'emulate' runs them in FP8
+    as evo2 does with Transformer Engine."""
+    if fp8 not in FP8_MODES:
+        raise ValueError(f"fp8 must be one of {FP8_MODES}, not {fp8!r}")
+    if not config.use_fp8_input_projections:
+        return config, None, []
+    is_7b = "7b" in config.model_name.lower()
+    if fp8 == "off" or (fp8 == "auto" and is_7b):
+        if not is_7b:
+            warnings.warn(f"FP8 OFF for {config.model_name}: this checkpoint was trained with FP8 input "
+                          "projections and loses most of its accuracy without them (BioNeMo: 1B NLL 1.243 "
+                          "instead of 1.076, 40B 1.70 instead of 0.922). Use fp8='auto' or 'emulate'.",
+                          stacklevel=3)
+        note = "FP8 off: input projections run in the model dtype" + (
+            " (7B, as evo2 without Transformer Engine; fp8='emulate' runs them in FP8)" if is_7b and fp8 == "auto" else "")
+        return dataclasses.replace(config, use_fp8_input_projections=False), None, [note]
+    backend = "scaled_mm" if fp8 == "auto" and scaled_mm_available(device) else "emulate"
+    return config, backend, []
+
+
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
-               device: str | torch.device | None = None, dtype: torch.dtype | None = None):
+               device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+               fp8: str = "auto", random_weights: bool = False):
     """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
-    path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint
-    (published models cannot be downloaded by evo2kit; pass the file). Without local_path a
-    non-bundled config gets random (untrained) weights. device: default CUDA when present.
-    dtype: default float32 on CPU, bfloat16 for published models on CUDA.
+    path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
+    the parts a 40B one is published in, or their folder); published models cannot be
+    downloaded by evo2kit: without local_path they raise unless ``random_weights=True``.
+    Other configs without local_path get random (untrained) weights. device: default CUDA
+    when present. dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); default float32 on
+    CPU, bfloat16 for published models on CUDA.
+    fp8: 'auto' | 'emulate' | 'off', how FP8 input projections run (``resolve_fp8``); models
+    without a checkpoint use unit FP8 scales. Official checkpoints are memory-mapped and their
+    tensors assigned to a model built on the meta device: host memory peaks near the file
+    size when dtype matches the file's (plus the converted copy when it does not).
+    ``model.load_report`` says what the checkpoint loader did.
     """
     if backend == "vortex":
         return _load_vortex(name_or_config, local_path)
     if backend != "torch":
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
+    dtype = resolve_dtype(dtype)
     config, name = resolve_config(name_or_config)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
@@ -289,14 +375,28 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     elif local_path is not None and str(local_path).endswith(".safetensors"):
         model = load_pretrained(local_path, config)
         sha = sha256_of(Path(local_path))
+    elif local_path is not None:
+        state_dict = read_official_checkpoint(local_path)  # FileNotFoundError at once; memory-mapped
+        config, fp8_backend, notes = resolve_fp8(config, fp8, device)
+        with torch.device("meta"):
+            model = StripedHyena2(config)
+        report = load_official_state_dict(model, state_dict, dtype=dtype, device=device,
+                                          fp8_backend=fp8_backend or "emulate")
+        report.notes += notes
+        model.load_report = report
+        return Evo2Model(model, name, sha)
     else:
-        config = _warn_fp8_fallback(config)
-        model = StripedHyena2(config)
-        if local_path is not None:
-            check_fp8(config)
-            load_official_state_dict(model, read_official_checkpoint(local_path))
-        else:
+        if name in PUBLISHED_CONFIGS and not random_weights:
+            raise FileNotFoundError(f"{where_to_get(name)}'...' (or random_weights=True for an untrained model "
+                                    "of this shape)")
+        config, fp8_backend, _ = resolve_fp8(config, fp8, device)
+        with torch.device(device):  # built where it runs; on "meta": shapes only, no memory
+            model = StripedHyena2(config)
+        if device.type != "meta":
             model.init_weights(0)
+        for m in model.modules():
+            if isinstance(m, FP8Linear):
+                m.backend = fp8_backend
     if dtype != torch.float32:
         model.to_inference_dtype(dtype)
     return Evo2Model(model.to(device), name, sha)
@@ -326,6 +426,7 @@ def _load_vortex(name_or_config, local_path):
                           f"on a CUDA machine ({e})") from e
     if not torch.cuda.is_available():
         raise RuntimeError("backend='vortex' needs a CUDA GPU; use backend='torch' on CPU")
-    if str(name_or_config) not in PUBLISHED_CONFIGS:
-        raise KeyError(f"backend='vortex' loads published models only: {sorted(PUBLISHED_CONFIGS)}")
+    arc = sorted(n for n, c in PUBLISHED_CHECKPOINTS.items() if not c.source.startswith("NGC"))
+    if str(name_or_config) not in arc:
+        raise KeyError(f"backend='vortex' loads evo2's published models only: {arc}")
     return Evo2(str(name_or_config), local_path=None if local_path is None else str(local_path))

@@ -10,7 +10,9 @@ Every file in :data:`DATASETS` is found by :func:`fetch` in this order:
 Every returned file is verified against its SHA-256: either of the file bytes
 (``"file_sha256"``) or of the sequence (``"seq_sha256"``: the upper-cased letters of the
 first FASTA record, newlines removed, so compression, line width and soft-masking do not
-matter). Results are memoised in ``<cache>/verified.json`` keyed by path, size and mtime.
+matter). Results are memoised in ``<cache>/verified.json`` keyed by path, size and mtime: a file
+changed in place with its size and mtime kept (or restored) passes unhashed. ``recheck=True``
+(``fetch``, ``verify``), :func:`verify_all` and ``python -m evo2kit.data --recheck`` hash again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import IO, Iterator, Literal
 import numpy as np
 import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+from .cli import EX_DATAERR, EX_NOINPUT, EX_OK, ArgumentParser, DataError, exit_status_help
 
 BRCA1_REGION_START = 41_176_312
 """hg19 (1-based) position of index 0 of the ``brca1_hg19_region`` sequence."""
@@ -82,7 +86,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
 ]}
 
 
-class DataIntegrityError(ValueError):
+class DataIntegrityError(DataError):
     """A file's content hash differs from the registry's."""
 
 
@@ -160,11 +164,11 @@ def _memo_save(memo: dict) -> None:
         pass
 
 
-def verify(path: str | os.PathLike, dataset: str | Dataset) -> Path:
+def verify(path: str | os.PathLike, dataset: str | Dataset, *, recheck: bool = False) -> Path:
     """Check ``path`` against the dataset's hash; return it, or raise :class:`DataIntegrityError`.
 
-    The computed hash is memoised by (resolved path, size, mtime), so an unchanged file
-    is hashed once.
+    The computed hash is memoised by (resolved path, size, mtime), so an unchanged file is
+    hashed once; ``recheck`` hashes it again whatever the memo says.
     """
     ds = _dataset(dataset)
     path = Path(path)
@@ -172,7 +176,8 @@ def verify(path: str | os.PathLike, dataset: str | Dataset) -> Path:
     key = str(path.resolve())
     memo = _memo_load()
     entry = memo.get(key, {})
-    if entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns and entry.get("check") == ds.check:
+    same = (entry.get("size"), entry.get("mtime_ns"), entry.get("check")) == (st.st_size, st.st_mtime_ns, ds.check)
+    if same and not recheck:
         actual = entry["sha256"]
     else:
         actual = _HASHERS[ds.check](path)
@@ -205,8 +210,9 @@ def _missing(ds: Dataset, reason: str) -> str:
             f"(cache; $EVO2KIT_CACHE_DIR or ~/.cache/evo2kit)\n{source}")
 
 
-def fetch(name: str | Dataset, *, download: bool = True) -> Path:
-    """Path to a verified local copy of dataset ``name`` (see the module docstring for the search order).
+def fetch(name: str | Dataset, *, download: bool = True, recheck: bool = False) -> Path:
+    """Path to a verified local copy of dataset ``name`` (see the module docstring for the search order);
+    ``recheck`` hashes a local copy again instead of trusting ``verified.json``.
 
     Raises:
         DataIntegrityError: a copy exists but its hash is wrong (nothing falls through).
@@ -217,13 +223,44 @@ def fetch(name: str | Dataset, *, download: bool = True) -> Path:
     target = cache_dir() / ds.filename
     for p in ([d / ds.filename] if d else []) + [target]:
         if p.is_file():
-            return verify(p, ds)
+            return verify(p, ds, recheck=recheck)
     if not download:
         raise FileNotFoundError(_missing(ds, "not found locally and download=False"))
     if ds.url is None:
         raise FileNotFoundError(_missing(ds, "not found locally and it has no download URL"))
     _download(ds, target)
     return target
+
+
+def verify_all(recheck: bool = True) -> dict[str, Path | Exception]:
+    """Every dataset's local copy checked (hashed again with ``recheck``), nothing downloaded:
+    {name: its Path, or the DataIntegrityError / FileNotFoundError it raised}."""
+    results: dict[str, Path | Exception] = {}
+    for name in DATASETS:
+        try:
+            results[name] = fetch(name, download=False, recheck=recheck)
+        except (DataIntegrityError, FileNotFoundError) as e:
+            results[name] = e
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evo2kit.data [--recheck]``: one line per dataset; exit 65 if a file fails its
+    check, else 66 if one is missing, else 0."""
+    p = ArgumentParser(prog="python -m evo2kit.data", description="Check the local copy of every dataset "
+                       "against its SHA-256 (nothing is downloaded).", epilog=exit_status_help({}))
+    p.add_argument("--recheck", action="store_true", help="hash every file again instead of trusting verified.json "
+                   "(which passes a file whose size and modification time are unchanged)")
+    results = verify_all(recheck=p.parse_args(argv).recheck)
+    for name, r in results.items():
+        print(f"{name}: " + (f"ok {r}" if isinstance(r, Path) else
+                             "FAILED " + str(r) if isinstance(r, DataIntegrityError) else
+                             f"missing (put it at $EVO2KIT_DATA_DIR/{DATASETS[name].filename} or "
+                             f"{cache_dir() / DATASETS[name].filename})"))
+    errors = [r for r in results.values() if not isinstance(r, Path)]
+    if any(isinstance(r, DataIntegrityError) for r in errors):
+        return EX_DATAERR
+    return EX_NOINPUT if errors else EX_OK
 
 
 def _download(ds: Dataset, target: Path) -> None:
@@ -334,10 +371,23 @@ def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"{path}: unexpected func.class value(s) {unknown}")
     df["chrom"] = [str(int(c)) if isinstance(c, (int, float, np.number)) else str(c) for c in df["chrom"]]
-    df["pos"] = df["pos"].astype(np.int64)
-    df["score"] = df["score"].astype(float)
+    df["pos"] = _numbers(df["pos"], "position (hg19)", path, whole=True)
+    df["score"] = _numbers(df["score"], "function.score.mean", path, whole=False)
     df.insert(5, "class", df["func_class"].replace({"FUNC": "FUNC/INT", "INT": "FUNC/INT"}))
     return df
+
+
+def _numbers(values: pd.Series, column: str, path, whole: bool) -> pd.Series:
+    """``values`` as int64 (``whole``) or float64; a ValueError naming the file, the column and the
+    rows (of the sheet: the header is row 3, data row i is row i + 4) holding anything else."""
+    nums = pd.to_numeric(values, errors="coerce")
+    bad = (nums.isna() & values.notna()) | ((nums % 1 != 0) & nums.notna() if whole else False)
+    if bad.any():
+        plain = lambda v: v.item() if isinstance(v, np.generic) else v  # noqa: E731 (quote 1020.5, not np.float64)
+        rows = [f"row {i + 4} ({plain(values[i])!r})" for i in values.index[bad]]
+        raise ValueError(f"{path}: column {column!r} must hold {'whole numbers' if whole else 'numbers'}; "
+                         f"{len(rows)} row(s) do not: {_few(rows)}")
+    return nums.astype(np.int64) if whole else nums.astype(float)
 
 
 @dataclass
@@ -430,3 +480,9 @@ def variant_windows(df: pd.DataFrame, window: int = 8192, region: str | None = N
         var_pos.append(k)
     return VariantWindows(ref_seqs, var_seqs, np.asarray(ref_index, dtype=np.int64),
                           np.asarray(var_pos, dtype=np.int64))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

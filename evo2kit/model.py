@@ -23,9 +23,7 @@ Shapes: B batch, L length, D hidden size, H heads, S state size (poles per chann
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,19 +32,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fp8 import FP8Linear
+
 CONFIG_DIR = Path(__file__).with_name("configs")
 _FILTER_CACHE_MAX = 1 << 26  # elements of a cached HCL filter (D * L), 256 MB in float32
 
-# evo2 model name -> official YAML shipped in evo2kit/configs (copied verbatim from evo2 0.6.0).
+# published model name -> official YAML shipped in evo2kit/configs (copied verbatim from evo2
+# 0.6.0; names and configs as in ArcInstitute/evo2 evo2/utils.py, CONFIG_MAP).
 PUBLISHED_CONFIGS = {
     "evo2_1b_base": "evo2-1b-8k",
     "evo2_7b_base": "evo2-7b-8k",
     "evo2_7b": "evo2-7b-1m",
     "evo2_7b_262k": "evo2-7b-262k",
+    "evo2_7b_microviridae": "evo2-7b-8k",
     "evo2_40b_base": "evo2-40b-8k",
     "evo2_40b": "evo2-40b-1m",
     "evo2_20b": "evo2-20b-1m",
+    # NVIDIA's bf16-robust fine-tunes (NGC evo2/1b-8k-bf16, evo2/40b-1m-fp8-bf16): the same
+    # architectures, trained to run without FP8, exported to the vortex layout without FP8 metadata
+    "1b-8k-bf16": "evo2-1b-8k",
+    "40b-1m-fp8-bf16": "evo2-40b-1m",
 }
+_BF16_FINETUNES = ("1b-8k-bf16", "40b-1m-fp8-bf16")
 
 # YAML keys that select alternatives we implement only one of: the value Evo 2 uses.
 _FIXED_KEYS = {
@@ -57,17 +64,6 @@ _FIXED_KEYS = {
     "tie_embeddings": True,
     "short_filter_bias": False,
 }
-
-
-class FP8NotSupportedError(RuntimeError):
-    """The checkpoint needs Transformer Engine FP8 input projections, which evo2kit does not emulate."""
-
-
-class CheckpointError(KeyError):
-    """A state dict does not fit the model: lists missing, unexpected and mis-shaped keys."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 @dataclass
@@ -140,7 +136,14 @@ class Evo2Config:
     def from_yaml(cls, path: str | Path) -> "Evo2Config":
         import yaml
 
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+        try:
+            d = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(d, dict) or not d:  # an empty file would silently give the default config
+            raise ValueError(f"{path}: expected an Evo 2 config (a mapping with keys such as hidden_size, "
+                             f"num_layers), found {'nothing' if d is None else type(d).__name__ + ' ' + repr(d)[:40]}")
+        return cls.from_dict(d)
 
     @classmethod
     def published(cls, name: str) -> "Evo2Config":
@@ -149,7 +152,10 @@ class Evo2Config:
         path = CONFIG_DIR / f"{stem}.yml"
         if not path.is_file():
             raise KeyError(f"unknown Evo 2 model {name!r}; known: {sorted(PUBLISHED_CONFIGS)}")
-        return cls.from_yaml(path)
+        config = cls.from_yaml(path)
+        if name in _BF16_FINETUNES:
+            config = dataclasses.replace(config, use_fp8_input_projections=False)
+        return config
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -316,7 +322,10 @@ class HyenaBlock(nn.Module):
         d = cfg.hidden_size
         self.pre_norm, self.post_norm = RMSNorm(d, cfg.eps), RMSNorm(d, cfg.eps)
         self.filter = HyenaFilter(cfg, cfg.block_kind(layer_idx))
-        self.projections = nn.Linear(d, 3 * d, bias=cfg.qkv_proj_bias)
+        # the one FP8 layer of Evo 2 (a Transformer Engine Linear in vortex); unit scales until
+        # a checkpoint's are loaded (evo2kit.checkpoint)
+        linear = FP8Linear if cfg.use_fp8_input_projections else nn.Linear
+        self.projections = linear(d, 3 * d, bias=cfg.qkv_proj_bias)
         self.out_filter_dense = nn.Linear(d, d, bias=cfg.hyena_out_proj_bias)
         self.mlp = GatedMLP(cfg, layer_idx)
 
@@ -430,6 +439,12 @@ class AttentionBlock(nn.Module):
         return self.mlp(self.post_norm(u)) + u
 
 
+def keeps_float32(name: str) -> bool:
+    """Tensors Evo 2 keeps in float32 whatever the inference dtype: HCL poles and residues and the
+    rotary frequencies (vortex ``to_bfloat16_except_pr_lc``)."""
+    return name.endswith(("log_poles", "residues", "inv_freq"))
+
+
 @dataclass
 class InferenceState:
     """What a chunked forward carries between chunks: one dict per block (short-FIR tail
@@ -474,14 +489,11 @@ class StripedHyena2(nn.Module):
         return InferenceState.empty(len(self.blocks))
 
     def to_inference_dtype(self, dtype: torch.dtype) -> "StripedHyena2":
-        """Cast to ``dtype`` keeping poles, residues and rotary frequencies in float32, as Evo 2."""
-        self.to(dtype)
-        for name, p in self.named_parameters():
-            if name.endswith(("log_poles", "residues")):
-                p.data = p.data.float()
-        for name, b in self.named_buffers():
-            if name.endswith("inv_freq"):
-                b.data = b.data.float()
+        """Cast to ``dtype`` keeping poles, residues and rotary frequencies in float32, as Evo 2
+        (``keeps_float32``); those are never rounded through ``dtype``."""
+        for name, t in [*self.named_parameters(), *self.named_buffers()]:
+            if t.is_floating_point():
+                t.data = t.data.to(torch.float32 if keeps_float32(name) else dtype)
         return self
 
     def num_params(self) -> int:
@@ -519,128 +531,15 @@ class StripedHyena2(nn.Module):
         return self
 
 
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------
+# Checkpoint reading and loading live in evo2kit.checkpoint; these names stay importable from
+# evo2kit.model for code written before the move (resolved lazily: checkpoint imports this module).
+_MOVED_TO_CHECKPOINT = ("CheckpointError", "LoadReport", "load_official_state_dict", "load_pretrained",
+                        "permute_column_split_wqkv", "read_official_checkpoint", "save_pretrained")
 
 
-@dataclass
-class LoadReport:
-    """What ``load_official_state_dict`` dropped and changed."""
+def __getattr__(name: str):
+    if name in _MOVED_TO_CHECKPOINT:
+        from . import checkpoint
 
-    dropped: list[str]
-    permuted_wqkv: list[str]
-
-    def __str__(self) -> str:
-        return f"dropped {len(self.dropped)} keys the model does not own ({', '.join(self.dropped[:4])}{', ...' if len(self.dropped) > 4 else ''}); column-split Wqkv permuted in {len(self.permuted_wqkv)} attention blocks"
-
-
-def read_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """An official Evo 2 ``.pt`` state dict, unpickled with ``weights_only=True`` (only tensors
-    and Transformer Engine's ``io.BytesIO`` FP8 metadata are allowed)."""
-    with torch.serialization.safe_globals([io.BytesIO]):
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-
-
-def check_fp8(config: Evo2Config) -> None:
-    """Refuse configs whose checkpoints need FP8 input projections (1B, 20B, 40B)."""
-    if config.use_fp8_input_projections:
-        raise FP8NotSupportedError(
-            f"{config.model_name}: this checkpoint was trained with Transformer Engine FP8 input "
-            "projections (use_fp8_input_projections: true). evo2kit does not emulate FP8, and run "
-            "without it these models lose most of their accuracy. Use backend='vortex' on a GPU "
-            "with transformer_engine installed, or a 7B model (which runs without FP8)."
-        )
-
-
-def permute_column_split_wqkv(w: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """Checkpoint Wqkv (3D, D[...]) with rows per head [q, k, v] -> rows [all q, all k, all v].
-    Returns a transposed view, laid out exactly as vortex leaves it."""
-    d = w.shape[0] // 3
-    w = w.T.reshape(w.shape[1], num_heads, 3, d // num_heads) if w.dim() == 2 else w.reshape(num_heads, 3, d // num_heads)
-    if w.dim() == 3:  # bias
-        return torch.cat([w[:, 0].reshape(-1), w[:, 1].reshape(-1), w[:, 2].reshape(-1)])
-    q, k, v = w.unbind(dim=-2)
-    return torch.cat([q.reshape(w.shape[0], -1), k.reshape(w.shape[0], -1), v.reshape(w.shape[0], -1)], -1).T
-
-
-def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any]) -> LoadReport:
-    """Load an official Evo 2 state dict into ``model`` (strict, in place).
-
-    Drops keys the model does not own (``unembed.weight``, ``*._extra_state``) and reports
-    them; applies the column-split Wqkv permutation; raises ``CheckpointError`` listing every
-    missing, unexpected and wrongly shaped key at once.
-    """
-    own = model.state_dict()
-    droppable = lambda k: k == "unembed.weight" or k.endswith("._extra_state")  # noqa: E731
-    dropped = sorted(k for k in state_dict if k not in own and droppable(k))
-    missing = sorted(k for k in own if k not in state_dict)
-    unexpected = sorted(k for k in state_dict if k not in own and not droppable(k))
-    shaped = sorted(
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    )
-    if missing or unexpected or shaped:
-        lines = [f"checkpoint does not fit {model.config.model_name}:"]
-        for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shaped)):
-            if keys:
-                lines.append(f"  {title} ({len(keys)}): " + "; ".join(keys))
-        raise CheckpointError("\n".join(lines))
-    permuted = []
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            src = state_dict[name]
-            if model.config.column_split and ".inner_mha_cls.Wqkv." in name:
-                src = permute_column_split_wqkv(src, model.config.num_attention_heads)
-                permuted.append(name)
-            p.data = src.to(device=p.device, dtype=p.dtype) if src.dtype != p.dtype or src.device != p.device else src
-        for name, b in model.named_buffers():
-            if name in state_dict:
-                b.copy_(state_dict[name])
-    return LoadReport(dropped, permuted)
-
-
-def save_pretrained(model: StripedHyena2, directory: str | Path, name: str) -> Path:
-    """Write ``name.safetensors`` (weights) and ``name.json`` (config) into ``directory``."""
-    import json
-
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    path = directory / f"{name}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "model": name})
-    tmp.replace(path)
-    (directory / f"{name}.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-    return path
-
-
-def load_pretrained(weights: str | Path, config: Evo2Config | None = None) -> StripedHyena2:
-    """A model from our own ``.safetensors`` + ``.json`` pair (config read from the JSON beside
-    the weights unless given)."""
-    import json
-
-    from safetensors.torch import load_file
-
-    weights = Path(weights)
-    if config is None:
-        config = Evo2Config.from_dict(json.loads(weights.with_suffix(".json").read_text()))
-    model = StripedHyena2(config)
-    sd = load_file(str(weights))
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    shaped = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or shaped:
-        raise CheckpointError(f"{weights}: missing {missing}, unexpected {unexpected}, wrong shape {shaped}")
-    model.load_state_dict(sd)
-    return model
-
-
-def _warn_fp8_fallback(config: Evo2Config) -> Evo2Config:
-    """7B configs say FP8 but run without it (evo2 0.6.0 falls back the same way)."""
-    if config.use_fp8_input_projections and "7b" in config.model_name.lower():
-        warnings.warn(f"{config.model_name}: running the input projections without FP8, as evo2 does for 7B models")
-        config = dataclasses.replace(config, use_fp8_input_projections=False)
-    return config
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,14 +17,25 @@ For each ``notebooks/NN_*.py`` (jupytext ``py:percent``, the source of truth), i
 Then ``build/<profile>/metrics.json`` and ``metrics.md`` compare every metric with its range in
 ``notebooks/expected_results.yml``, and ``build/<profile>/run.json`` records how the run was made
 (profile, overrides, seed, thread count, CPU, versions), which ``benchmarks/expected_ranges.py``
-reads when it counts a finished run. Exit status: 0 all good, 1 a notebook failed (its executed
-copy is printed), 2 a metric is out of range or missing.
+reads when it counts a finished run.
+
+Everything is checked before anything runs: an unknown profile or notebook, a ``--set`` of a
+parameter no selected notebook declares (the message lists those they declare) or of a value
+whose type differs from the default's in the parameters cell (``--set seed=notanumber``; a
+``None`` default takes anything), an unset ``$VAR`` of the profile: one line, no traceback
+(``--debug`` shows it). In Python, :func:`run` raises ``UsageError`` (a ValueError) for these.
+
+Exit status (``--help`` lists it, with the profiles and notebooks): 0 all good, 1 a notebook
+failed (its executed copy is printed), 2 a metric is out of range or missing, 64 usage error,
+66 missing input (a file not found); see ``evo2kit.cli``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import difflib
 import json
 import os
 import re
@@ -33,6 +44,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from .cli import EX_FAILED, EX_METRICS, EX_OK, ArgumentParser, UsageError, exit_status_help, run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -54,11 +67,46 @@ def load_profiles(path: Path = NOTEBOOKS / "profiles.yml") -> dict:
 
 
 def declared_parameters(nb) -> dict[str, str]:
-    """{name: type name} of the variables assigned in the cell tagged ``parameters``."""
+    """{name: type name} of the variables assigned in the cell tagged ``parameters``: papermill's
+    ``inferred_type_name`` (from an annotation), else the type of the default when it is a literal
+    (``seed = 0`` -> 'int'), else 'None' (unknown: any value goes)."""
     import papermill
 
     with _as_file(nb) as path:
-        return {name: p["inferred_type_name"] for name, p in papermill.inspect_notebook(path).items()}
+        return {name: _type_name(p) for name, p in papermill.inspect_notebook(path).items()}
+
+
+def _type_name(param: dict) -> str:
+    if param["inferred_type_name"] != "None":
+        return param["inferred_type_name"]
+    try:
+        default = ast.literal_eval(param["default"])
+    except (ValueError, SyntaxError):  # an expression: its type is not known before the notebook runs
+        return "None"
+    return "None" if default is None else type(default).__name__
+
+
+_ACCEPTS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple),
+            "tuple": (list, tuple), "dict": (dict,)}
+"""Type of a parameter's default -> the value types an override of it may have."""
+
+
+def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> None:
+    """Raise UsageError for an override no notebook of ``declared`` ({stem: {name: type name}})
+    declares, or whose value does not fit the type of a notebook's default (None: anything goes)."""
+    known = sorted({name for params in declared.values() for name in params})
+    for key, value in overrides.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"--set {key}: no selected notebook declares a parameter {key!r}{hint}; "
+                             f"they declare {', '.join(known)}")
+        for stem, params in declared.items():
+            want = params.get(key, "None")
+            ok = _ACCEPTS.get(want)
+            if ok and not (isinstance(value, ok) and (want == "bool" or not isinstance(value, bool))):
+                raise UsageError(f"--set {key}={value!r}: the parameters cell of {stem} gives {key} a default of "
+                                 f"type {want}, this value is of type {type(value).__name__}")
 
 
 def profile_parameters(profiles: dict, profile: str, stem: str, declared: dict | None = None,
@@ -67,10 +115,10 @@ def profile_parameters(profiles: dict, profile: str, stem: str, declared: dict |
     defaults, the profile's notebook values, then ``overrides`` (shared values and overrides
     only where ``declared``). ``$VARS`` in string values are expanded from the environment.
 
-    Raises KeyError for an unknown profile or a notebook value the notebook does not declare.
+    Raises UsageError for an unknown profile, KeyError for a notebook value the notebook does not declare.
     """
     if profile not in profiles["profiles"]:
-        raise KeyError(f"unknown profile {profile!r}; profiles.yml has {sorted(profiles['profiles'])}")
+        raise UsageError(f"unknown profile {profile!r}; profiles.yml has {', '.join(profiles['profiles'])}")
     defaults, prof = profiles.get("defaults") or {}, profiles["profiles"][profile] or {}
     shared = (defaults.get(SHARED) or {}) | (prof.get(SHARED) or {})
     own = (defaults.get(stem) or {}) | (prof.get(stem) or {})
@@ -246,40 +294,46 @@ def render_html(executed: Path) -> Path:
     return html
 
 
+def select_notebooks(sources: dict[str, Path], prefixes: list[str] | None) -> dict[str, Path]:
+    """The notebooks whose stem starts with one of ``prefixes`` (all for None or []); UsageError
+    for a prefix that matches none."""
+    if not prefixes:
+        return sources
+    unknown = [n for n in prefixes if not any(s.startswith(n) for s in sources)]
+    if unknown:
+        raise UsageError(f"no notebook matches {', '.join(unknown)}; the notebooks are {', '.join(sources)}")
+    return {s: p for s, p in sources.items() if any(s.startswith(n) for n in prefixes)}
+
+
 def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "build",
         overrides: dict | None = None, notebooks_dir: Path = NOTEBOOKS, threads: int | None = None) -> int:
     """Execute the profile's notebooks; returns the exit status (see the module docstring).
     ``notebooks_dir`` holds the notebooks, profiles.yml and expected_results.yml; ``threads``
     sets the kernels' thread count (None: the environment's)."""
     notebooks_dir = Path(notebooks_dir).resolve()
-    sources = notebook_sources(notebooks_dir)
-    if notebooks:
-        wanted = {s for s in sources if any(s.startswith(n) for n in notebooks)}
-        unknown = [n for n in notebooks if not any(s.startswith(n) for s in sources)]
-        if unknown:
-            raise SystemExit(f"no notebook matches {unknown}; have {list(sources)}")
-        sources = {s: p for s, p in sources.items() if s in wanted}
+    sources = select_notebooks(notebook_sources(notebooks_dir), notebooks)
     profiles = load_profiles(notebooks_dir / "profiles.yml")
+    plan, declared = {}, {}
+    for stem, py in sources.items():  # check everything before running (or writing) anything
+        check_pair(py)
+        nb = read_py_notebook(py)
+        declared[stem] = declared_parameters(nb)
+        if not declared[stem]:
+            raise RuntimeError(f"{py}: no cell tagged 'parameters'")
+        params = profile_parameters(profiles, profile, stem, declared[stem], overrides)
+        unset = sorted({m for v in params.values() if isinstance(v, str) for m in _UNSET_VAR.findall(v)})
+        if unset:
+            raise UsageError(f"profile {profile!r}, {stem}: environment variable(s) {', '.join(unset)} not set "
+                             "(profiles.yml refers to them, e.g. for the official Evo 2 checkpoints)")
+        plan[stem] = (nb, params)
+    check_overrides(overrides or {}, declared)
+
     outdir = (Path(out) / profile).resolve()
     metrics_dir = outdir / "metrics"
     (outdir / "inputs").mkdir(parents=True, exist_ok=True)
     metrics_dir.mkdir(exist_ok=True)
     os.environ["EVO2KIT_METRICS_DIR"] = str(metrics_dir)
     os.environ["EVO2KIT_OUTPUT_DIR"] = str(outdir)
-
-    plan = {}
-    for stem, py in sources.items():  # check everything before running anything
-        check_pair(py)
-        nb = read_py_notebook(py)
-        declared = declared_parameters(nb)
-        if not declared:
-            raise RuntimeError(f"{py}: no cell tagged 'parameters'")
-        params = profile_parameters(profiles, profile, stem, declared, overrides)
-        unset = sorted({m for v in params.values() if isinstance(v, str) for m in _UNSET_VAR.findall(v)})
-        if unset:
-            raise SystemExit(f"profile {profile!r}, {stem}: environment variable(s) {', '.join(unset)} not set "
-                             "(profiles.yml refers to them, e.g. for the official Evo 2 checkpoints)")
-        plan[stem] = (nb, params)
 
     with kernel_threads(threads) as n_threads:
         settings = run_settings(profile, dict(overrides or {}), n_threads)
@@ -296,7 +350,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
     if bad and status == 0:
         print(f"[{profile}] {len(bad)} metric(s) out of range or missing: "
               + ", ".join(f"{r['notebook']}:{r['metric']}={r['value']}" for r in bad), file=sys.stderr)
-        status = 2
+        status = EX_METRICS
     return status
 
 
@@ -306,7 +360,7 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
     import nbformat
     import papermill
 
-    status, models, timings = 0, {}, []
+    status, models, timings = EX_OK, {}, []
     for stem, (nb, params) in plan.items():
         (metrics_dir / f"{stem}.json").unlink(missing_ok=True)
         src = outdir / "inputs" / f"{stem}.ipynb"
@@ -323,7 +377,7 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
                             "cpu_s": _children_cpu_s() - cpu0})
             print(f"[{profile}] {stem} FAILED after {time.time() - t0:.0f}s: {type(e).__name__}: {e}\n"
                   f"  executed notebook: {executed}", file=sys.stderr, flush=True)
-            status = 1
+            status = EX_FAILED
             if executed.is_file():
                 render_html(executed)
             break
@@ -333,24 +387,51 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
     return status, models, timings
 
 
+def _help_epilog() -> str:
+    """What --help lists besides the options: profiles, notebooks, an example, the exit statuses."""
+    try:
+        profiles = ", ".join(load_profiles()["profiles"])
+    except (OSError, ValueError) as e:  # an installation without the notebooks folder
+        profiles = f"(none: {e})"
+    return (f"profiles (notebooks/profiles.yml): {profiles}\n"
+            f"notebooks: {', '.join(notebook_sources()) or '(none)'}\n\n"
+            "example:\n  python -m evo2kit.runner --profile smoke --notebooks 00,03 --set seed=1 --threads 1\n\n"
+            + exit_status_help({EX_OK: "all good", EX_FAILED: "a notebook failed (its executed copy is printed)",
+                                EX_METRICS: "a metric out of range, or expected and not recorded"}))
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["seed=1", "layer_ids=[2, 5]"]`` -> {"seed": 1, "layer_ids": [2, 5]} (values read as YAML)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise UsageError(f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m evo2kit.runner", description=__doc__.split("\n\n")[0],
+                        epilog=_help_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="cpu", help="a profile of notebooks/profiles.yml (default: cpu)")
     ap.add_argument("--notebooks", default="", help="comma-separated prefixes, e.g. 00,03 (default: all)")
     ap.add_argument("--out", default=str(ROOT / "build"), help="output root; results go to OUT/<profile>")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a parameter in every notebook that declares it, e.g. --set seed=1")
+                    help="override a parameter in every notebook that declares it, e.g. --set seed=1 "
+                         "(an undeclared name, or a value of another type than the default's, is refused)")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for the notebook kernels (sets OMP_NUM_THREADS; default: the environment's)")
+    ap.add_argument("--notebooks-dir", default=str(NOTEBOOKS),
+                    help="folder of the notebooks, profiles.yml and expected_results.yml (default: notebooks/)")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of a usage error")
     args = ap.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value)
     notebooks = [n.strip() for n in args.notebooks.split(",") if n.strip()]
-    return run(args.profile, notebooks or None, Path(args.out), overrides, threads=args.threads)
+    return run_main(ap.prog, lambda: run(args.profile, notebooks or None, Path(args.out), parse_overrides(args.set),
+                                         Path(args.notebooks_dir), args.threads), args.debug)
 
 
 if __name__ == "__main__":

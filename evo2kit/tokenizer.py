@@ -39,6 +39,14 @@ def validate_sequence(seq: str, name: str | None = None) -> None:
         )
 
 
+def sequence_list(seqs, what: str = "seqs") -> list[str]:
+    """``seqs`` as a list, refusing one str: iterating it would give one-base sequences."""
+    if isinstance(seqs, (str, bytes)):
+        raise TypeError(f"{what} must be a list of sequences, not one {type(seqs).__name__} "
+                        f"(for one sequence pass [{what}])")
+    return list(seqs)
+
+
 def reverse_complement(seq: str) -> str:
     """Reverse complement of an IUPAC DNA sequence; case is kept (``"ACgN" -> "NcGT"``)."""
     validate_sequence(seq)
@@ -105,8 +113,7 @@ class CharLevelTokenizer:
             ``input_ids`` LongTensor (B, L), padded with ``pad_id`` on the right, and
             ``lengths`` LongTensor (B,) of true sequence lengths.
         """
-        if isinstance(seqs, str):
-            raise TypeError("encode_batch expects a sequence of strings, not one str")
+        seqs = sequence_list(seqs)
         if names is not None and len(names) != len(seqs):
             raise ValueError(f"got {len(names)} names for {len(seqs)} sequences")
         rows = [

@@ -104,7 +104,10 @@ def auroc_ci(labels, scores, n_boot: int = 1000, level: float = 0.95, seed: int 
 
 
 def stratified_subset(df: pd.DataFrame, n: int | None, seed: int = 0, by: str = "class") -> pd.DataFrame:
-    """``n`` rows drawn with class proportions kept (all rows when n is None or >= len(df))."""
+    """``n`` rows drawn with class proportions kept (all rows when n is None or >= len(df)); each
+    class keeps at least one row, so a small ``n`` can give a few more rows than asked."""
+    if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"n must be None (all rows) or an int >= 1, got {n!r}")
     if n is None or n >= len(df):
         return df
     frac = n / len(df)

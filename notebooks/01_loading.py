@@ -74,8 +74,10 @@ print({k: v for k, v in model.config.to_dict().items() if k in
 # with enough memory), and `backend="vortex"` hands over to the official `evo2` package (CUDA and
 # its compiled kernels needed). When a GPU and `official_weights` are given we load both and score
 # the same sequence with each: the two numbers should agree to a few decimals (bfloat16 rounding).
-# Evo 2 1B was trained with FP8 input projections, which only the vortex backend (with
-# Transformer Engine) runs; the torch backend refuses it with a message saying so.
+# Evo 2 1B, 20B and 40B were trained with FP8 input projections: the torch backend runs them
+# without Transformer Engine (`fp8="auto"`: PyTorch's FP8 matrix multiply on GPUs that have it,
+# an exact emulation elsewhere), and its load report says what the loader dropped, permuted,
+# converted and which FP8 scales it read.
 
 # %%
 probe = "ATGGATTTATCTGCTCTTCGCGTTGAAGAAGTACAAAATGTCATTAATGCTATGCAGAAAATCTTAGAGTGTCCCATCTG" * 8
@@ -91,6 +93,8 @@ else:
         try:
             t0 = time.time()
             official = evo2kit.load_model(official_model, local_path=official_weights, backend=backend)
+            if backend == "torch":
+                print(official.load_report)
             backend_scores[backend] = official.score_sequences([probe])[0]
             print(f"{backend} backend: {official_model} loaded and scored in {time.time() - t0:.0f}s: "
                   f"{backend_scores[backend]:.4f} nats/base")

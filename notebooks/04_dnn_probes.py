@@ -222,7 +222,8 @@ for ax, split_name in zip(axes, splits):
         one = runs[(runs.split == split_name) & (runs.probe == probe)]
         mean = sweep[(sweep.split == split_name) & (sweep.probe == probe)]
         ax.scatter(one["layer"], one["auroc"], s=12, color=color, alpha=0.5)
-        ax.plot(mean["layer"], mean["auroc"], "o-", color=color, ms=4, label=f"{probe} probe (mean of {mean.n_seeds.max()})")
+        seeds_note = f" (mean of {mean.n_seeds.max()} seeds)" if mean.n_seeds.max() > 1 else ""
+        ax.plot(mean["layer"], mean["auroc"], "o-", color=color, ms=4, label=f"{probe} probe{seeds_note}")
     for (name, probe), ls in zip([("zero-shot", "-delta"), (f"one-hot ±{flank} bp", "dnn")], ["--", ":"]):
         row = baselines[(baselines.features == name) & (baselines.probe == probe) & (baselines.split == split_name)]
         ax.axhline(row["auroc"].item(), color="grey", ls=ls, label=f"{name} ({probe})")

@@ -12,6 +12,8 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
+import subprocess
 import threading
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from evo2kit.data import (
     variant_windows,
     verify,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 
@@ -445,3 +449,81 @@ def test_real_fasta_shapes(real_env):
     assert len(seq38) == 1_175_001
     blocks = read_fasta(fetch("chr22_heldout", download=False))
     assert len(blocks) == 9627 and next(iter(blocks)).startswith("hg19_chr22:")
+
+
+# ----------------------------------------------------------------------------- bad files, full re-check
+
+
+def test_load_brca1_text_in_a_number_column_names_file_column_and_row(tmp_path):
+    rows = [r[:] for r in ROWS]
+    rows[1][2] = "41,234,567"
+    rows[2][5] = "high"
+    path = _write_xlsx(tmp_path / "text.xlsx", rows=rows)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: column 'position \(hg19\)' must hold whole "
+                                         r"numbers; 1 row\(s\) do not: row 5 \('41,234,567'\)$"):
+        load_brca1(path)
+    rows[1][2] = 1020.5
+    half = r"'position \(hg19\)' must hold whole numbers; 1 row\(s\) do not: row 5 \(1020.5\)"
+    with pytest.raises(ValueError, match=half):
+        load_brca1(_write_xlsx(tmp_path / "half.xlsx", rows=rows))
+    rows[1][2] = 1020
+    text = r"'function.score.mean' must hold numbers; 1 row\(s\) do not: row 6 \('high'\)"
+    with pytest.raises(ValueError, match=text):
+        load_brca1(_write_xlsx(tmp_path / "score.xlsx", rows=rows))
+
+
+def test_recheck_hashes_again_what_the_memo_would_pass(monkeypatch, tmp_path):
+    """verified.json passes a file changed in place with its size and mtime restored; recheck does not."""
+    monkeypatch.setenv("EVO2KIT_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "f.fa"
+    path.write_text(FASTA)
+    ds = _ds(tmp_path)
+    verify(path, ds)
+    st = path.stat()
+    path.write_text(FASTA.replace("ACGTacgt", "ACGTacga"))  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the mtime put back
+    assert verify(path, ds) == path, "the memo trusts size and mtime (the README says so)"
+    with pytest.raises(DataIntegrityError, match="failed its seq_sha256 check"):
+        verify(path, ds, recheck=True)
+    with pytest.raises(DataIntegrityError):
+        verify(path, ds)  # the recheck replaced the memo's entry
+
+
+def test_verify_all_and_its_command_line(monkeypatch, tmp_path, capsys):
+    toy = _ds(tmp_path, filename="toy.fa")
+    monkeypatch.setattr(data, "DATASETS", {"toy": toy, "other": Dataset("other", "other.fa", None, "file_sha256",
+                                                                        "0" * 64, "absent")})
+    monkeypatch.setenv("EVO2KIT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EVO2KIT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "toy.fa").write_text(FASTA)
+    results = data.verify_all()
+    assert results["toy"] == tmp_path / "data" / "toy.fa" and isinstance(results["other"], FileNotFoundError)
+    assert data.main(["--recheck"]) == 66
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"toy: ok {tmp_path / 'data' / 'toy.fa'}" and out[1].startswith("other: missing (put it at ")
+    st = (tmp_path / "data" / "toy.fa").stat()
+    (tmp_path / "data" / "toy.fa").write_text(FASTA.replace("ACGTacgt", "ACGTacga"))
+    os.utime(tmp_path / "data" / "toy.fa", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert data.main([]) == 66, "without --recheck the memo passes the changed file"
+    assert data.main(["--recheck"]) == 65
+    assert "toy: FAILED" in capsys.readouterr().out
+
+
+def test_make_clean_removes_what_the_readme_says_and_keeps_the_rest(tmp_path):
+    """README: `make clean` removes build/ and the tool caches, keeps .venv and the data cache."""
+    readme = (ROOT / "README.md").read_text()
+    assert "`make clean` removes `build/`" in readme
+    (tmp_path / "Makefile").write_text((ROOT / "Makefile").read_text())
+    made = ["build/cpu/metrics.json", ".pytest_cache/v", ".ruff_cache/x", ".hypothesis/db", "evo2kit/__pycache__/a.pyc",
+            "notebooks/.ipynb_checkpoints/a.ipynb"]
+    kept = [".venv/bin/python", "evo2kit/api.py", "notebooks/00_setup.py"]
+    for rel in made + kept:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    subprocess.run(["make", "-s", "clean"], cwd=tmp_path, check=True, capture_output=True)
+    assert [rel for rel in made if (tmp_path / rel.split("/")[0]).exists() and (tmp_path / rel).exists()] == []
+    assert all((tmp_path / rel).exists() for rel in kept)
+    for rel in made:  # each removed path is one the README names
+        name = next(part for part in rel.split("/") if part.startswith((".", "_", "build")))
+        assert f"`{name.rstrip('/')}" in readme, name

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,9 +19,20 @@ import pytest
 import torch
 import yaml
 
-from evo2kit import load_model
+from evo2kit import embed, load_model
 from evo2kit.data import load_brca1, variant_windows
-from evo2kit.embed import extract, main, make_plan, probe_features, store_name, variant_features
+from evo2kit.embed import (
+    StoreBusyError,
+    StoreError,
+    StoreLock,
+    extract,
+    main,
+    make_plan,
+    probe_features,
+    store_name,
+    variant_features,
+    verify,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = dict(model_name="embed-test", hidden_size=32, num_layers=4, hcs_layer_idxs=[0], hcm_layer_idxs=[1],
@@ -234,16 +246,22 @@ def test_store_made_by_another_call_is_refused(model, tmp_path):
     assert store_files(out) == before, "a refused call must leave the store untouched"
 
 
-def test_invalid_character_names_sequence_and_position(model, tmp_path):
+def test_invalid_character_names_sequence_and_position(model, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"'X' at position 2 in sequence '#1'"):
         extract(model, ["ACGT", "ACXT"], LAYERS)
     fasta = tmp_path / "bad.fa"
     fasta.write_text(">good\nACGTACGT\n>chr_bad some description\nACGTAC\nGT-A\n")
     (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
+    args = ["--model", str(tmp_path / "cfg.yml"), "--fasta", str(fasta), "--layers", "all",
+            "--out", str(tmp_path / "out")]
     with pytest.raises(ValueError, match=r"'-' at position 8 in sequence 'chr_bad'"):
-        main(["--model", str(tmp_path / "cfg.yml"), "--fasta", str(fasta), "--layers", "all",
-              "--out", str(tmp_path / "out")])
+        main([*args, "--debug"])
     assert not (tmp_path / "out").exists(), "nothing may be written before the input is checked"
+    capsys.readouterr()
+    assert main(args) == 64
+    err = capsys.readouterr().err
+    assert err.startswith("evo2kit-embed: error: invalid character '-' at position 8 in sequence 'chr_bad'")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_torchrun_two_processes_equal_one(tmp_path):
@@ -326,3 +344,188 @@ def test_store_name_follows_every_input_that_changes_the_content(model):
     assert len({name, *others}) == 6
     with pytest.raises(ValueError, match="pooling"):
         store_name(model, windows, layers, "median", 8)
+
+
+# --------------------------------------------------------------------------- one writer, faults, damage
+
+def fork_child(work) -> int:
+    """Run ``work()`` in a forked child (on one thread: an OpenMP pool does not survive a fork);
+    returns its pid. The child never returns into pytest: it ends with ``os._exit``."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            torch.set_num_threads(1)
+            work()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+@pytest.fixture
+def one_thread():
+    """Parent and forked children compute on one thread, so their stores agree to the bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_second_writer_is_refused_until_the_holder_dies(model, tmp_path, capsys):
+    seqs = random_seqs([30, 22, 41], seed=7)
+    out = tmp_path / "store"
+    out.mkdir()
+    ready_r, ready_w = os.pipe()
+
+    def hold_lock():  # a writer that stops mid-run while holding the store
+        StoreLock(out).acquire()
+        os.write(ready_w, b"1")
+        time.sleep(60)
+
+    pid = fork_child(hold_lock)
+    try:
+        assert os.read(ready_r, 1) == b"1"
+        host = re.escape(socket.gethostname())
+        holder = rf"{out} is being written by pid {pid} on {host}, started \d{{4}}-\d\d-\d\dT"
+        with pytest.raises(StoreBusyError, match=holder):
+            extract(model, seqs, LAYERS, out=out)
+        fasta = tmp_path / "in.fa"
+        fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+        (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
+        capsys.readouterr()
+        assert main(["--model", str(tmp_path / "cfg.yml"), "--fasta", str(fasta), "--layers", LAYERS[0],
+                     "--out", str(out)]) == 75
+        assert f"is being written by pid {pid}" in capsys.readouterr().err
+        assert not (out / "manifest.json").exists(), "a refused writer must not touch the store"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    got = extract(model, seqs, LAYERS, out=out)  # the holder died (kill -9): its lock went with it
+    np.testing.assert_array_equal(got[LAYERS[0]], extract(model, seqs, LAYERS)[LAYERS[0]])
+    assert verify(out)["complete"]
+
+
+FAULT_SEQS = random_seqs([57, 23, 44, 61, 23, 38, 50, 29, 47, 33, 52, 41], seed=8)
+FAULT_CALL = dict(pooling=None, batch_size=2, chunk_size=16)  # several forwards per batch: rows half written
+
+
+def die_at(model, event: str, n: int) -> None:
+    """In a forked child: SIGKILL this process at the n-th ``event``: 'forward' (before a model
+    forward, the batch's rows zeroed or half written), 'dump' (half-way through writing a manifest's
+    temporary file) or 'replace' (the temporary manifest written, before its rename)."""
+    calls = {"n": 0}
+
+    def tick():
+        calls["n"] += 1
+        return calls["n"] == n
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if event == "forward":
+        model.model.register_forward_pre_hook(lambda *_: die() if tick() else None)
+    elif event == "dump":
+        dump = json.dump
+
+        def half_dump(obj, f, **kw):
+            if tick():
+                text = json.dumps(obj, **kw)
+                f.write(text[: len(text) // 2])
+                f.flush()
+                die()
+            dump(obj, f, **kw)
+        embed.json.dump = half_dump
+    else:
+        replace = os.replace
+        embed.os.replace = lambda a, b: die() if tick() else replace(a, b)
+
+
+def test_resume_after_sigkill_at_random_points_equals_uninterrupted(model, tmp_path, one_thread):
+    """24 extractions killed (SIGKILL) at random forwards and manifest writes, each resumed: every
+    store equals the uninterrupted one byte for byte and verifies."""
+    reference = tmp_path / "reference"
+    forwards = {"n": 0}
+    handle = model.model.register_forward_pre_hook(lambda *_: forwards.__setitem__("n", forwards["n"] + 1))
+    try:
+        extract(model, FAULT_SEQS, LAYERS, out=reference, **FAULT_CALL)
+    finally:
+        handle.remove()
+    manifest_writes = json.loads((reference / "manifest.json").read_text())["n_batches"] + 1  # creation + per batch
+    counts = {"forward": forwards["n"], "dump": manifest_writes, "replace": manifest_writes}
+    rng = np.random.default_rng(14)
+    points = [(event, int(rng.integers(1, counts[event] + 1))) for event in counts for _ in range(8)]
+    for i, (event, n) in enumerate(points):
+        out = tmp_path / f"killed{i}"
+        pid = fork_child(lambda: (die_at(model, event, n), extract(model, FAULT_SEQS, LAYERS, out=out, **FAULT_CALL)))
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"{event} #{n}: not killed"
+        extract(model, FAULT_SEQS, LAYERS, out=out, **FAULT_CALL)
+        assert store_files(out) == store_files(reference), f"killed at {event} #{n}: the resumed store differs"
+        assert not list(out.glob(".*.tmp")), "a cut-short manifest write must be cleaned up"
+        verify(out)
+
+
+def test_damaged_rows_are_found_by_verify_and_recomputed(model, tmp_path, capsys):
+    seqs = random_seqs([40, 33, 51, 28, 45], seed=9)
+    out = tmp_path / "store"
+    extract(model, seqs, LAYERS, batch_size=2, out=out)
+    reference = store_files(out)
+    plan = make_plan(seqs, seqs, None, batch_size=2)
+    rows = sorted(i for u in plan.batches[1] for i in plan.rows[u])
+    arr = np.load(out / f"{LAYERS[2]}.npy", mmap_mode="r+")
+    arr[rows[0], 3] = 0  # what a second writer zeroing its batch does to a finished store
+    arr.flush()
+    del arr
+    damaged = rf"1 batch\(es\) \[1\] \(rows {re.escape(str(rows))}\) no longer match their checksums\. Rerun the same"
+    with pytest.raises(StoreError, match=damaged):
+        verify(out)
+    capsys.readouterr()
+    assert main(["--verify", str(out)]) == 65
+    assert "no longer match their checksums" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"1 finished batch\(es\) \[1\] no longer match"):
+        extract(model, seqs, LAYERS, batch_size=2, out=out)
+    assert store_files(out) == reference
+    assert main(["--verify", str(out)]) == 0
+
+
+@pytest.mark.parametrize("damage", ["manifest.json", "blocks.1.mlp.l3.npy", "manifest.json:list"])
+def test_unreadable_store_file_is_named_with_the_way_out(model, tmp_path, damage):
+    seqs = random_seqs([20, 31], seed=10)
+    out = tmp_path / "store"
+    extract(model, seqs, LAYERS, out=out)
+    name, _, how = damage.partition(":")
+    path = out / name
+    path.write_text("[]") if how else path.write_bytes(path.read_bytes()[:70])  # truncated mid-file
+    for call in (lambda: extract(model, seqs, LAYERS, out=out), lambda: verify(out)):
+        with pytest.raises(StoreError, match=rf"{re.escape(str(path))} is unreadable \(.*\): the store is damaged\. "
+                                             rf"Restore the file and rerun to resume, or delete {re.escape(str(out))} "
+                                             "to start over"):
+            call()
+
+
+def test_cli_exit_status_for_missing_input_and_a_store_of_another_call(model, tmp_path, capsys):
+    (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(">a\nACGTACGTAA\n>b\nGGCATT\n")
+    args = ["--model", str(tmp_path / "cfg.yml"), "--layers", LAYERS[0], "--out", str(tmp_path / "out")]
+    for argv, status, message in [
+        ([*args, "--fasta", str(tmp_path / "missing.fa")], 66, "No such file or directory"),
+        (["--model", str(tmp_path / "no.yml"), "--fasta", str(fasta), *args[2:]], 66, "config file"),
+        ([*args, "--fasta", str(fasta)], 0, "2 rows of 1 layer(s)"),
+        ([*args, "--fasta", str(fasta), "--pooling", "last"], 65, "holds a store made by a different call; differing: "
+                                                                  "pooling (store: 'mean', this call: 'last')"),
+        ([*args, "--fasta", str(fasta), "--pooling", "median"], 64, "--pooling: pooling must be"),
+        ([*args, "--fasta", str(fasta), "--layers", "blocks.99.mlp.l3"], 64, "no layer named 'blocks.99.mlp.l3'"),
+        (["--fasta", str(fasta)], 64, "the following arguments are required to extract: --layers, --out"),
+        (["--verify", str(tmp_path / "out")], 0, "complete, 1 batches (2 rows) match their checksums"),
+        (["--verify", str(tmp_path / "nowhere")], 66, "no store at"),
+        (["--verify", str(tmp_path)], 65, "manifest.json is unreadable"),
+    ]:
+        try:
+            got = main(argv)
+        except SystemExit as e:  # argparse's own errors
+            got = e.code
+        err = capsys.readouterr().err
+        assert got == status and message in err, (argv, got, err)
+        assert "Traceback" not in err

@@ -21,7 +21,6 @@ import evo2kit
 from evo2kit.model import (
     CheckpointError,
     Evo2Config,
-    FP8NotSupportedError,
     StripedHyena2,
     attend_with_cache,
     load_official_state_dict,
@@ -271,13 +270,15 @@ def test_checkpoint_errors_list_every_bad_key():
     assert "missing (2)" in msg and "unexpected (1)" in msg and "wrong shape (1)" in msg
 
 
-def test_fp8_checkpoint_is_refused(tmp_path):
-    cfg = vr.load_yaml_config("evo2-1b-8k", num_layers=4)
-    cfg["use_fp8_input_projections"] = True
-    yml = tmp_path / "evo2-1b-cut.yml"
+def test_fp8_checkpoint_without_fp8_metadata_names_the_key(tmp_path):
+    """An FP8 config whose checkpoint lacks Transformer Engine metadata is refused, naming the key
+    (the FP8 paths themselves are tested in test_checkpoint.py)."""
+    cfg = vr.official_config(use_fp8_input_projections=True)
+    yml = tmp_path / "small-fp8.yml"
     yml.write_text(yaml.safe_dump(cfg))
-    torch.save({"norm.scale": torch.ones(1920)}, tmp_path / "ckpt.pt")
-    with pytest.raises(FP8NotSupportedError, match="FP8"):
+    sd = {k: v for k, v in vr.random_official_state_dict(cfg, seed=0).items() if not k.endswith("_extra_state")}
+    torch.save(sd, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"blocks\.0\.projections\._extra_state: missing"):
         evo2kit.load_model(str(yml), local_path=tmp_path / "ckpt.pt", device="cpu")
 
 

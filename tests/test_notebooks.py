@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import papermill
 import pytest
@@ -157,8 +158,9 @@ def test_unset_environment_variable_stops_the_run(tmp_path, monkeypatch):
     monkeypatch.delenv("EVO2KIT_NO_SUCH_WEIGHTS", raising=False)
     nbdir = _tiny_notebook_dir(tmp_path, "print(x)\n",
                                "profiles:\n  p:\n    00_tiny: {x: $EVO2KIT_NO_SUCH_WEIGHTS}\n", "{}\n")
-    with pytest.raises(SystemExit, match="EVO2KIT_NO_SUCH_WEIGHTS"):
+    with pytest.raises(runner.UsageError, match="EVO2KIT_NO_SUCH_WEIGHTS"):
         runner.run("p", out=tmp_path / "build", notebooks_dir=nbdir)
+    assert not (tmp_path / "build").exists(), "nothing may be written before every check has passed"
 
 
 def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
@@ -199,3 +201,86 @@ def test_threads_option_sets_the_kernels_thread_count_and_run_json_records_it(tm
         assert info["threads"] == n and info["overrides"] == {"x": 3} and info["notebooks"] == ["00_tiny"]
         assert info["cpu"] and info["torch"]
     assert not any(var in os.environ for var in runner.THREAD_VARS)  # the caller's environment is left as it was
+
+
+def test_parameter_types_come_from_the_defaults_in_the_parameters_cell(tmp_path):
+    py = tmp_path / "00_types.py"
+    py.write_text('# %% tags=["parameters"]\na = 1\nb = 0.5\nc = "s"\nd = None\ne = [1, 2]\nf = True\ng = 2 * 3\n'
+                  'h: int = 4\n\n# %%\nprint(a)\n')
+    declared = runner.declared_parameters(runner.read_py_notebook(py))
+    assert declared == {"a": "int", "b": "float", "c": "str", "d": "None", "e": "list", "f": "bool", "g": "None",
+                        "h": "int"}
+    nbs = {"00_types": declared}
+    for ok in [{"a": 3}, {"b": 2}, {"b": 0.1}, {"c": "x"}, {"d": "anything"}, {"d": [1]}, {"e": [3]}, {"f": False},
+               {"g": "x"}, {"h": 5}]:
+        runner.check_overrides(ok, nbs)
+    for bad, got in [({"a": "notanumber"}, "str"), ({"a": 1.5}, "float"), ({"a": True}, "bool"), ({"b": "x"}, "str"),
+                     ({"c": 3}, "int"), ({"e": 3}, "int"), ({"f": 1}, "int"), ({"h": "x"}, "str")]:
+        (name, value), = bad.items()
+        with pytest.raises(runner.UsageError, match=rf"--set {name}={re.escape(repr(value))}: the parameters cell of "
+                                                    rf"00_types gives {name} a default of type {declared[name]}, this "
+                                                    rf"value is of type {got}"):
+            runner.check_overrides(bad, nbs)
+    with pytest.raises(runner.UsageError, match=r"--set n_variant: no selected notebook declares a parameter "
+                                                r"'n_variant'; they declare a, b, c, d, e, f, g, h"):
+        runner.check_overrides({"n_variant": 50}, nbs)
+
+
+def exit_status(main, argv) -> int:
+    """What ``sys.exit(main(argv))`` exits with (argparse's own errors raise SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def test_command_line_usage_errors_are_one_line_with_exit_status_64(tmp_path, capsys):
+    """Unknown profile, notebook, option or parameter, a value of the wrong type, a malformed --set:
+    status 64, one line naming the problem, no traceback, nothing written; --debug raises instead."""
+    nbdir = _tiny_notebook_dir(tmp_path, "print(x)\n", "profiles:\n  p:\n    00_tiny: {}\n", "{}\n")
+    base = ["--notebooks-dir", str(nbdir), "--out", str(tmp_path / "build")]
+    for args, message in [
+        (["--profile", "nope"], "unknown profile 'nope'; profiles.yml has p"),
+        (["--profile", "p", "--notebooks", "07"], "no notebook matches 07; the notebooks are 00_tiny"),
+        (["--profile", "p", "--set", "n_variant=50"], "--set n_variant: no selected notebook declares a parameter "
+                                                      "'n_variant'; they declare x"),
+        (["--profile", "p", "--set", "xx=1"], "(did you mean 'x'?)"),
+        (["--profile", "p", "--set", "x=notanumber"], "--set x='notanumber': the parameters cell of 00_tiny gives x "
+                                                      "a default of type int, this value is of type str"),
+        (["--profile", "p", "--set", "x"], "--set expects KEY=VALUE, got 'x'"),
+        (["--profile", "p", "--set", "x=[1,"], "--set 'x=[1,': the value is not valid YAML"),
+        (["--profile", "p", "--threads", "two"], "argument --threads: invalid int value: 'two'"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    ]:
+        assert exit_status(runner.main, base + args) == 64, args
+        err = capsys.readouterr().err
+        assert message in err, (args, err)
+        assert "Traceback" not in err and [line for line in err.splitlines() if "error" in line] == [
+            line for line in err.splitlines() if line.startswith("python -m evo2kit.runner: error: ")], err
+    assert not (tmp_path / "build").exists(), "a refused command must not write anything"
+    with pytest.raises(runner.UsageError, match="n_variant"):
+        runner.main(base + ["--profile", "p", "--set", "n_variant=50", "--debug"])
+    with pytest.raises(runner.UsageError, match="unknown profile"):
+        runner.run("nope", out=tmp_path / "build", notebooks_dir=nbdir)
+    (nbdir / "profiles.yml").unlink()
+    assert runner.main(base + ["--profile", "p"]) == 66
+    assert "profiles.yml" in capsys.readouterr().err
+
+
+def test_help_lists_profiles_notebooks_an_example_and_the_exit_statuses(capsys):
+    assert exit_status(runner.main, ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(p in out for p in PROFILES["profiles"]) and all(stem in out for stem in SOURCES)
+    assert "python -m evo2kit.runner --profile smoke" in out
+    for code in (0, 1, 2, 64, 65, 66):
+        assert re.search(rf"^  {code} +\S", out, re.M), code
+
+
+def test_set_of_a_declared_parameter_runs_with_status_0(tmp_path):
+    body = 'import evo2kit\nevo2kit.record_metrics("00_tiny", {"x": x})\n'
+    nbdir = _tiny_notebook_dir(tmp_path, body, "profiles:\n  p:\n    00_tiny: {}\n", "{}\n")
+    assert runner.main(["--notebooks-dir", str(nbdir), "--out", str(tmp_path / "build"), "--profile", "p",
+                        "--set", "x=3"]) == 0
+    from evo2kit.metrics import read_metrics
+
+    assert read_metrics(tmp_path / "build" / "p" / "metrics")["00_tiny"]["x"] == 3

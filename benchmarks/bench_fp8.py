@@ -1,0 +1,158 @@
+"""FP8 input projections emulated on CPU against the same projections in bf16 and fp32, and host
+memory when loading an official-layout checkpoint.
+
+Part 1, speed and accuracy: the 1B's input projections (hidden 1,920 -> 5,760, no bias) of a
+few blocks, each applied to the same normalised input of a few thousand tokens. Three ways:
+``fp32`` (nn.Linear, float32 weights and input), ``bf16`` (nn.Linear, bfloat16) and ``fp8``
+(evo2kit's ``FP8Linear``, exact emulation, bfloat16 weights and input as in a bf16 model; scales
+as Transformer Engine's delayed scaling sets them: 448 / amax). Each round times the three in a
+rotating order; the table gives the median. ``max rel diff`` = max|y - y_fp32| / max|y_fp32|.
+Goal: fp8 / bf16 time ratio <= 1.5.
+
+Part 2, memory: a 1B-shaped checkpoint cut to its first blocks, written in bf16 in the official
+layout (with TE FP8 metadata), loaded by ``evo2kit.load_model(..., dtype=bfloat16)`` in a fresh
+process; peak RSS minus the RSS after ``import torch, evo2kit``, over the file size. Goal <= 1.2.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_fp8.py            # ~1-2 min on 2 idle cores
+    nice -n 10 .venv/bin/python benchmarks/bench_fp8.py --tokens 2048 --blocks 2 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+import evo2kit
+from evo2kit.fp8 import E4M3_MAX, FP8Linear
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import vortex_ref as vr  # noqa: E402
+
+HIDDEN = 1920  # the 1B's width
+
+_PEAK_SCRIPT = """
+import json, sys
+import psutil, torch, evo2kit
+base = psutil.Process().memory_info().rss
+model = evo2kit.load_model(sys.argv[1], local_path=sys.argv[2], device="cpu", dtype=getattr(torch, sys.argv[3]))
+for p in model.model.parameters():  # every page of every weight is resident now
+    p.sum()
+# VmHWM, not ru_maxrss: ru_maxrss survives exec and so starts at the RSS of whoever forked us
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"base": base, "peak": peak}))
+"""
+
+
+def load_peak_bytes(config_yml: str, checkpoint: str, dtype: str = "bfloat16") -> int:
+    """Peak RSS of loading ``checkpoint`` with ``evo2kit.load_model`` in a fresh process, minus
+    that process's RSS after ``import torch, evo2kit`` (bytes)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(evo2kit.__file__)),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, config_yml, checkpoint, dtype],
+                         capture_output=True, text=True, env=env, timeout=600)
+    if out.returncode:
+        raise RuntimeError(f"loading {checkpoint} failed:\n{out.stderr}")
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    return m["peak"] - m["base"]
+
+
+def projections(n: int, seed: int = 0) -> dict[str, list[torch.nn.Module]]:
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(3 * HIDDEN, HIDDEN, generator=g) / HIDDEN ** 0.5 for _ in range(n)]
+    out: dict[str, list[torch.nn.Module]] = {"fp32": [], "bf16": [], "fp8": []}
+    for w in weights:
+        for name, cls, dtype in (("fp32", torch.nn.Linear, torch.float32), ("bf16", torch.nn.Linear, torch.bfloat16),
+                                 ("fp8", FP8Linear, torch.bfloat16)):
+            lin = cls(HIDDEN, 3 * HIDDEN, bias=False)
+            lin.weight.data = w.to(dtype)
+            out[name].append(lin.eval())
+    return out
+
+
+@torch.inference_mode()
+def speed_rows(tokens: int, blocks: int, rounds: int) -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    x32 = torch.randn(1, tokens, HIDDEN, generator=g)  # an RMS-normalised input: unit scale
+    mods = projections(blocks)
+    for lin in mods["fp8"]:  # TE delayed scaling: scale = fp8_max / amax (margin 0)
+        lin.set_scales(E4M3_MAX / float(x32.abs().max()), E4M3_MAX / float(lin.weight.float().abs().max()))
+    inputs = {"fp32": x32, "bf16": x32.bfloat16(), "fp8": x32.bfloat16()}
+    run = lambda name: [lin(inputs[name]) for lin in mods[name]]  # noqa: E731
+    times: dict[str, list[float]] = {k: [] for k in mods}
+    outs = {name: run(name) for name in mods}  # untimed first call
+    order = list(mods)
+    for r in range(rounds):
+        for name in order[r % 3:] + order[:r % 3]:
+            t0 = time.perf_counter()
+            run(name)
+            times[name].append(time.perf_counter() - t0)
+    ref = torch.cat([y.float() for y in outs["fp32"]])
+    rows = []
+    for name in mods:
+        diff = float((torch.cat([y.float() for y in outs[name]]) - ref).abs().max() / ref.abs().max())
+        rows.append({"mode": name, "median s": statistics.median(times[name]), "max rel diff": diff})
+    bf16 = rows[1]["median s"]
+    for row in rows:
+        row["x bf16 time"] = row["median s"] / bf16
+    return rows
+
+
+def te_blob(scales: list[float]) -> io.BytesIO:
+    """FP8 metadata as Transformer Engine 1.x writes it (``get_extra_state``)."""
+    buf = io.BytesIO()
+    torch.save({"scale_fwd": torch.tensor(scales), "scale_inv_fwd": 1 / torch.tensor(scales),
+                "amax_history_fwd": torch.ones(16, 3), "extra_fp8_variables": {"num_gemms": 1}}, buf)
+    buf.seek(0)
+    return buf
+
+
+def memory_row(blocks: int) -> dict:
+    import yaml
+
+    cfg = vr.load_yaml_config("evo2-1b-8k", num_layers=blocks, use_fp8_input_projections=True)
+    sd = vr.random_official_state_dict(cfg, seed=0, dtype=torch.bfloat16)
+    for k in sd:
+        if k.endswith("projections._extra_state"):
+            sd[k] = te_blob([100.0, 1000.0, 1.0])
+    with tempfile.TemporaryDirectory() as tmp:
+        yml, pt = os.path.join(tmp, "cut.yml"), os.path.join(tmp, "cut.pt")
+        with open(yml, "w") as f:
+            yaml.safe_dump(cfg, f)
+        torch.save(sd, pt)
+        del sd
+        size = os.path.getsize(pt)
+        peak = load_peak_bytes(yml, pt)
+    return {"blocks": blocks, "file MiB": size / 2**20, "peak - base MiB": peak / 2**20, "peak / file": peak / size}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tokens", type=int, default=4096)
+    p.add_argument("--blocks", type=int, default=3, help="projection layers timed per round")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--memory-blocks", type=int, default=8, help="1B blocks in the memory checkpoint (0: skip)")
+    args = p.parse_args()
+    print(f"$ python {' '.join(shlex.quote(a) for a in sys.argv)}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
+    print(f"\nprojections {HIDDEN} -> {3 * HIDDEN}, {args.blocks} blocks, {args.tokens} tokens, {args.rounds} rounds")
+    print(f"{'mode':6} {'median s':>9} {'x bf16 time':>12} {'max rel diff':>13}")
+    for r in speed_rows(args.tokens, args.blocks, args.rounds):
+        print(f"{r['mode']:6} {r['median s']:9.3f} {r['x bf16 time']:12.2f} {r['max rel diff']:13.2e}")
+    if args.memory_blocks:
+        m = memory_row(args.memory_blocks)
+        print(f"\nloading a 1B-shaped bf16 checkpoint cut to {m['blocks']} blocks: file {m['file MiB']:.0f} MiB, "
+              f"peak - baseline {m['peak - base MiB']:.0f} MiB, peak / file {m['peak / file']:.2f} (goal <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()

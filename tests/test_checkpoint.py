@@ -1,0 +1,336 @@
+"""Official checkpoints with FP8 metadata, read safely and loaded lean; FP8 projections without TE.
+
+Synthetic checkpoints are written in the official layout (tests/vortex_ref.py: per-head Wqkv
+rows, ``unembed.weight``) with each Hyena block's ``projections._extra_state`` written as
+Transformer Engine 1.x writes it (TransformerEngine transformer_engine/pytorch/module/base.py,
+``get_extra_state``: ``torch.save`` of a dict into an ``io.BytesIO``). The FP8 projection is
+compared with a plain per-element E4M3 rounding written here in Python.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import evo2kit
+from evo2kit.checkpoint import (
+    PUBLISHED_CHECKPOINTS,
+    CheckpointError,
+    read_official_checkpoint,
+)
+from evo2kit.fp8 import FP8Linear, cast_e4m3
+from evo2kit.model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import bench_fp8  # noqa: E402 (its load_peak_bytes measures memory in a fresh process)
+import vortex_ref as vr  # noqa: E402
+
+# ------------------------------------------------------------------------- a plain reference
+
+
+def e4m3(v: float) -> float:
+    """One value rounded to float8 E4M3 (3 mantissa bits, min normal 2^-6, max 448), ties to
+    even, saturating; NaN stays NaN."""
+    if math.isnan(v):
+        return math.nan
+    a = min(abs(v), 448.0)
+    if a == 0.0:
+        return math.copysign(0.0, v)
+    _, e = math.frexp(a)  # a = m * 2^e, m in [0.5, 1): the leading bit is 2^(e-1)
+    quantum = 2.0 ** (max(e - 1, -6) - 3)  # subnormals share the quantum of the first binade
+    return math.copysign(min(round(a / quantum) * quantum, 448.0), v)  # round(): half to even
+
+
+def reference_fp8_linear(x: torch.Tensor, w: torch.Tensor, sx: float, sw: float) -> np.ndarray:
+    """TE's inference GEMM written out: products x * s in fp32, E4M3 rounding per element,
+    a float64 matrix product, rescaled by the fp32 scale inverses."""
+    f32 = np.float32
+    xq = np.vectorize(e4m3)(x.numpy().astype(f32) * f32(sx)).astype(np.float64)
+    wq = np.vectorize(e4m3)(w.numpy().astype(f32) * f32(sw)).astype(np.float64)
+    return (xq @ wq.T) * float(f32(1) / f32(sx)) * float(f32(1) / f32(sw))
+
+
+def te_extra_state(scale_fwd: list[float]) -> io.BytesIO:
+    """A TE 1.x ``get_extra_state`` blob for a Linear with one GEMM: forward tensors indexed
+    GEMM1_INPUT = 0, GEMM1_WEIGHT = 1, GEMM1_OUTPUT = 2; amax history of length 16."""
+    scale = torch.tensor(scale_fwd, dtype=torch.float32)
+    state = {
+        "scale_fwd": scale, "scale_inv_fwd": 1.0 / scale,
+        "amax_history_fwd": (448.0 / scale).expand(16, 3).clone(),
+        "scale_bwd": torch.ones(2), "scale_inv_bwd": torch.ones(2), "amax_history_bwd": torch.zeros(16, 2),
+        "extra_fp8_variables": {"fp8_checkpoint": True, "num_gemms": 1, "fp8_max_fwd": 448.0,
+                                "fp8_max_bwd": 57344.0, "first_module": False},
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return buf
+
+
+def block_scales(i: int) -> list[float]:
+    return [30.0 + 7 * i, 900.0 + 50 * i, 1.0]  # input and weight scales far apart
+
+
+def fp8_checkpoint(cfg: dict, seed: int = 1) -> dict:
+    sd = vr.random_official_state_dict(cfg, seed=seed)
+    for i in range(cfg["num_layers"]):
+        if vr.block_kind(cfg, i) != "attn":
+            sd[f"blocks.{i}.projections._extra_state"] = te_extra_state(block_scales(i))
+    return sd
+
+
+def write(tmp_path, cfg: dict, sd: dict, name: str = "ckpt") -> tuple[str, str]:
+    yml, pt = tmp_path / f"{name}.yml", tmp_path / f"{name}.pt"
+    yml.write_text(yaml.safe_dump(cfg))
+    torch.save(sd, pt)
+    return str(yml), str(pt)
+
+
+def token_ids(length: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.tensor([65, 67, 71, 84])[torch.randint(0, 4, (1, length), generator=g)]
+
+
+FP8_CFG = vr.official_config(use_fp8_input_projections=True)
+
+# ------------------------------------------------------------------------------ the FP8 math
+
+
+def test_e4m3_cast_saturates_and_keeps_nan():
+    x = torch.tensor([0.0, 1e-9, 0.0013, 0.1, 1.0625, 1.1875, 447.0, 449.0, 465.0, 1e6,
+                      math.inf, -math.inf, -500.0, math.nan])
+    got = cast_e4m3(x, 1.0).float()
+    want = torch.tensor([e4m3(float(v)) for v in x])
+    assert torch.equal(got.isnan(), want.isnan()) and got[-1].isnan()
+    assert torch.equal(got[:-1], want[:-1]), (got, want)
+    assert got[9] == 448.0 and got[10] == 448.0 and got[11] == -448.0 and got[12] == -448.0
+    assert got[4] == 1.0 and got[5] == 1.25  # ties to even: 1.0625 -> 1.0, 1.1875 -> 1.25
+
+
+def test_emulated_projection_equals_plain_reference():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(37, 64, generator=g) * torch.logspace(-3, 1, 64)  # many binades, some saturate
+    w = torch.randn(192, 64, generator=g) * 0.1
+    sx, sw = 40.0, 1500.0  # |x| * sx beyond 448 for the largest inputs: saturation is exercised
+    assert (x.abs() * sx > 448).any()
+    lin = FP8Linear(64, 192, bias=False)
+    lin.weight.data.copy_(w)
+    lin.set_scales(sx, sw)
+    with torch.no_grad():
+        got = lin(x).double().numpy()
+    ref = reference_fp8_linear(x, w, sx, sw)
+    bound = 1e-6 * np.abs(ref).max()  # float32 accumulation over 64 terms
+    assert np.abs(got - ref).max() <= bound
+    # the comparison can fail: swapped scales or no FP8 at all are far outside the bound
+    assert np.abs(got - reference_fp8_linear(x, w, sw, sx)).max() > 100 * bound
+    assert np.abs(got - (x.double() @ w.double().T).numpy()).max() > 100 * bound
+
+
+def test_nonfinite_inputs_saturate_or_propagate():
+    lin = FP8Linear(8, 6, bias=False)
+    torch.nn.init.normal_(lin.weight)
+    lin.set_scales(4.0, 16.0)
+    x = torch.randn(3, 8)
+    x[0, 2], x[1, 5] = math.inf, math.nan
+    with torch.no_grad():
+        y = lin(x)
+    assert torch.isfinite(y[0]).all() and torch.isnan(y[1]).all() and torch.isfinite(y[2]).all()
+    ref = reference_fp8_linear(x, lin.weight.detach(), 4.0, 16.0)
+    np.testing.assert_allclose(y[0].numpy(), ref[0], rtol=1e-5, atol=1e-6)  # inf -> 448 / 4
+
+
+# ------------------------------------------------------------------------- loading checkpoints
+
+
+def test_fp8_checkpoint_loads_with_its_scales_and_runs(tmp_path):
+    cfg = FP8_CFG
+    yml, pt = write(tmp_path, cfg, fp8_checkpoint(cfg))
+    model = evo2kit.load_model(yml, local_path=pt, device="cpu", fp8="auto")
+    report = model.load_report
+    hyena = [i for i in range(cfg["num_layers"]) if vr.block_kind(cfg, i) != "attn"]
+    assert report.fp8_backend == "emulate"  # CPU
+    assert report.fp8_scales == {f"blocks.{i}.projections": tuple(block_scales(i)[:2]) for i in hyena}
+    assert report.dropped == ["unembed.weight"] and len(report.permuted_wqkv) == 1
+    assert "FP8 input projections in 4 blocks" in str(report)
+    # the projection inside the model is the reference math with this block's scales
+    seen = {}
+    proj = model.model.blocks[2].projections
+    handle = proj.register_forward_hook(lambda m, i, o: seen.update(x=i[0].detach(), y=o.detach()))
+    (logits, _), _ = model(token_ids(50, seed=1))
+    handle.remove()
+    assert torch.isfinite(logits).all()
+    ref = reference_fp8_linear(seen["x"][0], proj.weight.detach(), *block_scales(2)[:2])
+    assert np.abs(seen["y"][0].double().numpy() - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+def test_checkpoint_in_parts_loads_like_the_joined_file(tmp_path):
+    cfg = FP8_CFG
+    yml, pt = write(tmp_path, cfg, fp8_checkpoint(cfg), name="evo2_small")
+    ids = token_ids(40, seed=2)
+    (whole, _), _ = evo2kit.load_model(yml, local_path=pt, device="cpu")(ids)
+    with open(pt, "rb") as f:
+        data = f.read()
+    os.remove(pt)
+    cuts = [0, len(data) // 3, 2 * len(data) // 3 + 7, len(data)]
+    for k in range(3):  # as published: byte ranges of one file, pt.part0, pt.part1, ...
+        with open(f"{pt}.part{k}", "wb") as f:
+            f.write(data[cuts[k]:cuts[k + 1]])
+    for path in (pt, f"{pt}.part0", str(tmp_path)):
+        (logits, _), _ = evo2kit.load_model(yml, local_path=path, device="cpu")(ids)
+        assert torch.equal(logits, whole), path
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        read_official_checkpoint(tmp_path / "nope.pt")
+
+
+def _with_extra_state(value) -> dict:
+    sd = fp8_checkpoint(FP8_CFG)
+    sd["blocks.1.projections._extra_state"] = value
+    return sd
+
+
+def _blob(state) -> io.BytesIO:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return buf
+
+
+MALFORMED = {
+    "missing": (None, "missing"),
+    "saved with FP8 off": (_blob(None), "no FP8 state"),
+    "no scale_fwd": (_blob({"scale_inv_fwd": torch.ones(3)}), "no 'scale_fwd'"),
+    "one scale": (_blob({"scale_fwd": torch.ones(1)}), "at least 2 scales"),
+    "zero scale": (_blob({"scale_fwd": torch.tensor([1.0, 0.0, 1.0])}), "finite and positive"),
+    "nan scale": (_blob({"scale_fwd": torch.tensor([math.nan, 1.0, 1.0])}), "finite and positive"),
+    "TE 2 tensor format": (torch.zeros(8, dtype=torch.uint8), "uint8-tensor format"),
+    "not bytes": ("scales", "found str"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_fp8_metadata_names_the_key(tmp_path, case):
+    value, message = MALFORMED[case]
+    sd = _with_extra_state(value)
+    if value is None:
+        del sd["blocks.1.projections._extra_state"]
+    yml, pt = write(tmp_path, FP8_CFG, sd)
+    with pytest.raises(CheckpointError, match=r"blocks\.1\.projections\._extra_state") as err:
+        evo2kit.load_model(yml, local_path=pt, device="cpu")
+    assert message in str(err.value)
+    with pytest.warns(UserWarning, match="FP8 OFF"):  # without FP8 the metadata is not needed
+        evo2kit.load_model(yml, local_path=pt, device="cpu", fp8="off")
+
+
+def test_fp8_off_warns_and_uses_plain_projections(tmp_path):
+    yml, pt = write(tmp_path, FP8_CFG, fp8_checkpoint(FP8_CFG))
+    with pytest.warns(UserWarning, match="FP8 OFF.*loses most of its accuracy"):
+        model = evo2kit.load_model(yml, local_path=pt, device="cpu", fp8="off")
+    assert type(model.model.blocks[0].projections) is torch.nn.Linear
+    assert model.load_report.fp8_scales == {} and "FP8 off" in str(model.load_report)
+    with pytest.raises(ValueError, match="fp8 must be one of"):
+        evo2kit.load_model(yml, local_path=pt, device="cpu", fp8="on")
+
+
+def test_7b_configs_run_without_fp8_unless_asked(tmp_path, recwarn):
+    cfg = vr.official_config(use_fp8_input_projections=True, model_name="shc-evo2-7b-small")
+    yml, pt = write(tmp_path, cfg, fp8_checkpoint(cfg))
+    auto = evo2kit.load_model(yml, local_path=pt, device="cpu")
+    assert type(auto.model.blocks[0].projections) is torch.nn.Linear and not recwarn.list
+    assert "as evo2 without Transformer Engine" in str(auto.load_report)
+    emulated = evo2kit.load_model(yml, local_path=pt, device="cpu", fp8="emulate")
+    assert isinstance(emulated.model.blocks[0].projections, FP8Linear)
+    assert emulated.model.blocks[0].projections.input_scale == block_scales(0)[0]
+
+
+class _RunsCode:
+    """Unpickling this would run a shell command that creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    marker = tmp_path / "code_ran"
+    yml, pt = write(tmp_path, FP8_CFG, _with_extra_state(_blob({"scale_fwd": _RunsCode(marker)})))
+    with pytest.raises(CheckpointError, match=r"blocks\.1\.projections\._extra_state.*refused"):
+        evo2kit.load_model(yml, local_path=pt, device="cpu")
+    sd = fp8_checkpoint(FP8_CFG)
+    sd["blocks.0.projections._extra_state"] = _RunsCode(marker)  # in the outer pickle itself
+    yml, pt = write(tmp_path, FP8_CFG, sd, name="outer")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        evo2kit.load_model(yml, local_path=pt, device="cpu")
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- published names
+
+
+def published_param_count(name: str) -> int:
+    """From the official YAML alone (tests/vortex_ref.py's independent shape table)."""
+    return sum(math.prod(s) for s in vr.official_param_shapes(vr.load_yaml_config(PUBLISHED_CONFIGS[name])).values())
+
+
+def test_every_published_name_resolves_to_its_config():
+    assert set(PUBLISHED_CHECKPOINTS) == set(PUBLISHED_CONFIGS)
+    counts, stored = {}, {}
+    for name in PUBLISHED_CONFIGS:
+        config = Evo2Config.published(name)
+        with torch.device("meta"):
+            model = StripedHyena2(config)
+        counts[name] = model.num_params()  # as notebook 00 counts
+        stored[name] = sum(t.numel() for t in model.state_dict().values())  # + rotary inv_freq buffers
+        assert stored[name] == published_param_count(name), name
+        assert config.use_fp8_input_projections == (name not in ("1b-8k-bf16", "40b-1m-fp8-bf16")), name
+    # the published figures: the 1B state dict holds 1,107,990,016 numbers; 7B and 40B as notebook 00 shows
+    assert stored["evo2_1b_base"] == 1_107_990_016
+    assert f"{counts['evo2_7b'] / 1e9:.3f}" == "6.582" and f"{counts['evo2_40b'] / 1e9:.2f}" == "41.12"
+    assert counts["1b-8k-bf16"] == counts["evo2_1b_base"] and counts["40b-1m-fp8-bf16"] == counts["evo2_40b"]
+    print({n: f"{c / 1e9:.3f} B" for n, c in counts.items()})
+
+
+def test_published_name_without_checkpoint_says_what_to_get():
+    with pytest.raises(FileNotFoundError, match=r"evo2_40b\.pt from Hugging Face arcinstitute/evo2_40b.*part0"):
+        evo2kit.load_model("evo2_40b", device="cpu")
+    with pytest.raises(FileNotFoundError, match=r"NGC evo2/1b-8k-bf16"):
+        evo2kit.load_model("1b-8k-bf16", device="cpu")
+    shape_only = evo2kit.load_model("evo2_20b", random_weights=True, device="meta", dtype=torch.bfloat16)
+    assert isinstance(shape_only.model.blocks[0].projections, FP8Linear)  # unit scales
+    assert shape_only.model.blocks[0].projections.input_scale == 1.0 and shape_only.load_report is None
+    with pytest.raises(FileNotFoundError, match="evo2_7b.pt does not exist"):
+        evo2kit.load_model("evo2_7b", local_path="/nonexistent/evo2_7b.pt", device="cpu")
+
+
+# ----------------------------------------------------------------------------- lean loading
+
+def test_loading_a_7b_shaped_checkpoint_costs_about_its_file_size(tmp_path):
+    """The 7B's first four blocks (HCS, HCM, HCL, attention; 1.6 GB in bf16). Beyond the file's
+    pages, the load holds the permuted Wqkv copy (0.1 GB) and PyTorch's first-use allocations."""
+    cfg = vr.load_yaml_config("evo2-7b-8k", num_layers=4)
+    sd = {k: torch.zeros(s, dtype=torch.bfloat16) for k, s in vr.official_param_shapes(cfg).items()}
+    sd["unembed.weight"] = sd["embedding_layer.weight"].clone()
+    yml, pt = write(tmp_path, cfg, sd)
+    del sd
+    size = os.path.getsize(pt)
+    # What any load costs whatever the file (PyTorch's first-use allocations, thread pools): a
+    # small checkpoint loaded the same way. A whole 7B file (13 GB) makes it negligible; this
+    # 1.6 GB cut does not, so it is measured and set apart rather than counted against the file.
+    small_cfg = vr.official_config()
+    small_yml, small_pt = write(tmp_path, small_cfg, vr.random_official_state_dict(small_cfg, seed=0), name="small")
+    fixed = bench_fp8.load_peak_bytes(small_yml, small_pt, "bfloat16")
+    peak = bench_fp8.load_peak_bytes(yml, pt, "bfloat16")
+    ratio = (peak - fixed) / size
+    print(f"file {size / 2**20:.0f} MiB, load peak - baseline {peak / 2**20:.0f} MiB, fixed cost {fixed / 2**20:.0f} MiB: "
+          f"{ratio:.2f} x file size")
+    assert ratio <= 1.2
+    os.remove(pt)
