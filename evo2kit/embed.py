@@ -252,14 +252,19 @@ class StoreBusyError(BusyError):
     """Another running process is writing the store."""
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
+def atomic_write(path: Path, write, mode: str = "w") -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync, then rename it onto ``path``:
+    readers see the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
+    with open(tmp, mode) as f:
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda f: json.dump(obj, f, indent=1))
 
 
 def _read_json(path: Path) -> dict:

@@ -60,15 +60,12 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str) -> str:
-    from .embed import model_sha256
+    from .embed import _sha256_lines, model_sha256
 
-    h = hashlib.sha256()
-    for seq in [*ref_seqs, *var_seqs]:
-        h.update(seq.encode() + b"\n")
-    h.update(np.asarray(ref_index, np.int64).tobytes())
     params = next(model.model.parameters())
-    h.update(json.dumps([model_sha256(model), str(params.dtype), params.device.type, batch_size, strand]).encode())
-    return h.hexdigest()[:24]
+    identity = [_sha256_lines([*ref_seqs, *var_seqs]), np.asarray(ref_index, np.int64).tolist(), model_sha256(model),
+                str(params.dtype), params.device.type, batch_size, strand]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
 
 
 def _cached(folder: Path, key: str, compute) -> np.ndarray:
@@ -76,14 +73,11 @@ def _cached(folder: Path, key: str, compute) -> np.ndarray:
     path = folder / f"deltas-{key}.npy"
     if path.is_file():
         return np.load(path)
+    from .embed import atomic_write
+
     values = np.asarray(compute())
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, values)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.save(f, values), mode="wb")
     return values
 
 
