@@ -54,3 +54,18 @@ def test_write_expected_replaces_one_profile_and_keeps_the_rest(tmp_path):
     doc = yaml.safe_load(text)
     assert doc["03_zero_shot"]["smoke"]["evo2kit-tiny"] == new["03_zero_shot"]["smoke"]["evo2kit-tiny"]
     assert doc["03_zero_shot"]["gpu-evo2_7b"]["evo2_7b"]["auroc"]["provenance"] == "published"
+
+
+def test_a_lesson_range_never_crosses_zero_and_uneven_runs_are_described_as_they_were():
+    runs = [{"04_dnn_probes": {"random_minus_grouped_dnn_layer_mean": g, "dnn_auroc_grouped_layer_mean": 0.6}}
+            for g in (0.09, 0.11, 0.10)]
+    uneven = [{"seed": 0, "threads": 1, "cpu": "c"}, {"seed": 1, "threads": 1, "cpu": "c"}, {"seed": 2, "threads": 2, "cpu": "c"}]
+    got = er.ranges(runs, uneven, "cpu", "evo2kit-tiny", ARGS)["04_dnn_probes"]["cpu"]["evo2kit-tiny"]
+    gap = got["random_minus_grouped_dnn_layer_mean"]
+    assert gap["min"] == 0.0 and gap["max"] == pytest.approx(0.21)  # the 0.1 AUROC floor would reach -0.01
+    assert "lesson" in gap["provenance"]
+    assert got["dnn_auroc_grouped_layer_mean"]["min"] == pytest.approx(0.5)  # other metrics keep their widening
+    assert "3 runs here: seed(s) 0, 1 at 1 thread(s); seed(s) 2 at 2 thread(s)" in gap["provenance"]
+    negative = [{"04_dnn_probes": {"random_minus_grouped_dnn_layer_mean": g}} for g in (-0.02, 0.03)]
+    got = er.ranges(negative, uneven[:2], "cpu", "evo2kit-tiny", ARGS)["04_dnn_probes"]["cpu"]["evo2kit-tiny"]
+    assert got["random_minus_grouped_dnn_layer_mean"]["min"] < 0  # a run without the lesson is not hidden by the floor
