@@ -12,7 +12,6 @@ As in ``evo2.Evo2``, ``forward`` returns ``(outputs, embeddings)`` with ``output
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from .checkpoint import (
     read_official_checkpoint,
     where_to_get,
 )
+from .files import sha256_file
 from .fp8 import FP8Linear, scaled_mm_available
-from .model import PUBLISHED_CONFIGS, Evo2Config, InferenceState, StripedHyena2
+from .model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2
 from .tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -49,14 +49,6 @@ class Evo2Output(NamedTuple):
 class GenerationOutput:
     sequences: list[str]
     logprobs_mean: list[float]
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Evo2Model:
@@ -374,7 +366,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         model, sha = _load_bundled(name)
     elif local_path is not None and str(local_path).endswith(".safetensors"):
         model = load_pretrained(local_path, config)
-        sha = sha256_of(Path(local_path))
+        sha = sha256_file(Path(local_path))
     elif local_path is not None:
         state_dict = read_official_checkpoint(local_path)  # FileNotFoundError at once; memory-mapped
         config, fp8_backend, notes = resolve_fp8(config, fp8, device)
@@ -410,7 +402,7 @@ def _load_bundled(name: str) -> tuple[StripedHyena2, str]:
             f"the bundled model {name!r} is not in this installation ({weights} missing): "
             "reinstall evo2kit, or train it with `python -m evo2kit.train`")
     expected = expected_file.read_text().split()[0]
-    actual = sha256_of(weights)
+    actual = sha256_file(weights)
     if actual != expected:
         raise ValueError(f"{weights}: sha256 {actual} does not match the shipped {expected}; "
                          "the file is damaged, reinstall evo2kit")

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 import torch
 
+from .files import atomic_path
 from .fp8 import FP8Linear
 from .model import Evo2Config, StripedHyena2, keeps_float32
 
@@ -356,9 +357,8 @@ def save_pretrained(model: StripedHyena2, directory: str | Path, name: str) -> P
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     path = directory / f"{name}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "model": name})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "model": name})
     (directory / f"{name}.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     return path
 

@@ -12,6 +12,8 @@ import math
 import os
 from pathlib import Path
 
+from .files import atomic_write
+
 
 def metrics_dir() -> Path:
     return Path(os.environ.get("EVO2KIT_METRICS_DIR", "build/metrics"))
@@ -29,9 +31,8 @@ def record_metrics(notebook: str, metrics: dict[str, float], out_dir: str | os.P
     path.mkdir(parents=True, exist_ok=True)
     path = path / f"{notebook}.json"
     old = json.loads(path.read_text())["metrics"] if path.is_file() else {}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"notebook": notebook, "metrics": old | clean}, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    doc = {"notebook": notebook, "metrics": old | clean}
+    atomic_write(path, lambda f: f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n"))
     return path
 
 

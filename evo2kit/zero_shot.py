@@ -10,8 +10,6 @@ reference window; a damaging variant should look less likely to the model (delta
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from . import data
+from .files import atomic_write, sha256_json, sha256_lines
 from .tokenizer import reverse_complement as reverse_complement_of
 
 
@@ -60,12 +59,12 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str) -> str:
-    from .embed import _sha256_lines, model_sha256
+    from .embed import model_sha256
 
     params = next(model.model.parameters())
-    identity = [_sha256_lines([*ref_seqs, *var_seqs]), np.asarray(ref_index, np.int64).tolist(), model_sha256(model),
+    identity = [sha256_lines([*ref_seqs, *var_seqs]), np.asarray(ref_index, np.int64).tolist(), model_sha256(model),
                 str(params.dtype), params.device.type, batch_size, strand]
-    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
+    return sha256_json(identity)[:24]
 
 
 def _cached(folder: Path, key: str, compute) -> np.ndarray:
@@ -73,8 +72,6 @@ def _cached(folder: Path, key: str, compute) -> np.ndarray:
     path = folder / f"deltas-{key}.npy"
     if path.is_file():
         return np.load(path)
-    from .embed import atomic_write
-
     values = np.asarray(compute())
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: np.save(f, values), mode="wb")

@@ -64,7 +64,6 @@ probe_seeds = 3  # DNN probes per layer and split (seeds seed * probe_seeds + 0,
 
 # %%
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -74,8 +73,7 @@ import torch
 
 import evo2kit
 from evo2kit import embed, probes
-from evo2kit.data import load_brca1, variant_windows
-from evo2kit.zero_shot import stratified_subset, variant_deltas
+from evo2kit.zero_shot import variant_deltas
 
 if data_dir is not None:
     os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
@@ -85,24 +83,18 @@ sns.set_theme(style="whitegrid", context="notebook")
 # %% [markdown]
 # ## 1 · Variants, labels and embeddings
 #
-# The same variants and windows as notebook 02. The embeddings come from its on-disk store;
-# if that store is missing (this notebook run on its own), the same call computes it.
+# The same variants and windows as notebook 02, through the same call: the embeddings come from
+# its on-disk store; if that store is missing (this notebook run on its own), the call computes it.
 
 # %%
-df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
-y = (df["class"] == "LOF").to_numpy(np.int64)
-windows = variant_windows(df, window)
 device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
                            dtype=None if dtype == "auto" else getattr(torch, dtype))
-layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
-store_root = Path(store_root or Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "embeddings")
-store = store_root / embed.store_name(model, windows, layers, pooling, batch_size)
-feats = embed.variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,
-                               progress=True)
-features = {layer: embed.probe_features(f["ref"], f["var"], kind="concat") for layer, f in feats.items()}
+emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root)
+df, y, windows, layers = emb.variants, emb.is_lof, emb.windows, emb.layers
+features = {layer: embed.probe_features(f["ref"], f["var"], kind="concat") for layer, f in emb.features.items()}
 print(f"{len(df):,} variants ({y.mean():.1%} LOF); {len(layers)} layers of features {features[layers[0]].shape} "
-      f"from {store}")
+      f"from {emb.store}")
 
 # %% [markdown]
 # Each variant's features are its reference-window embedding and its variant-window

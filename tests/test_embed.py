@@ -346,6 +346,24 @@ def test_store_name_follows_every_input_that_changes_the_content(model):
         store_name(model, windows, layers, "median", 8)
 
 
+def test_brca1_embeddings_one_store_per_setting(model, tmp_path, real_dir):
+    """Notebooks 02 and 04's call: the same settings read the same store; another seed (another
+    subset) or another layer list gets its own store instead of colliding with the first."""
+    call = dict(window=64, n_variants=12, seed=0, layer_ids=[0, 2], batch_size=4, store_root=tmp_path, progress=False)
+    first = embed.brca1_embeddings(model, **call)
+    assert first.layers == ["blocks.0.mlp.l3", "blocks.2.mlp.l3"] and first.store.parent == tmp_path
+    assert list(first.variants.index) == list(range(len(first.variants))) and len(first.is_lof) == len(first.variants)
+    np.testing.assert_array_equal(first.is_lof, (first.variants["class"] == "LOF").to_numpy())
+    want = variant_features(model, variant_windows(first.variants, 64), first.layers, pooling="mean", batch_size=4)
+    for layer in first.layers:
+        assert_close(first.features[layer]["var"], want[layer]["var"])
+    again = embed.brca1_embeddings(model, **call)
+    assert again.store == first.store
+    others = [embed.brca1_embeddings(model, **(call | change)).store
+              for change in ({"seed": 1}, {"layer_ids": [0, 3]}, {"pooling": "last"})]
+    assert len({first.store, *others}) == 4 and all(s.is_dir() for s in others)
+
+
 # --------------------------------------------------------------------------- one writer, faults, damage
 
 def fork_child(work) -> int:
