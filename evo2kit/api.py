@@ -179,7 +179,8 @@ class Evo2Model:
         def sink(name, y):
             y = y[0].float().cpu().numpy()  # (chunk, d)
             if name not in out:
-                out[name] = np.zeros(y.shape[1], np.float64) if pooling == "mean" else np.empty((L, y.shape[1]), np.float32)
+                d = y.shape[1]
+                out[name] = np.zeros(d, np.float64) if pooling == "mean" else np.empty((L, d), np.float32)
             if pooling == "mean":
                 out[name] += y.sum(0)
             else:
@@ -218,7 +219,8 @@ class Evo2Model:
         seqs, means = [], []
         for prompt in prompt_seqs:
             state = self.model.new_state()
-            logits = self.model(torch.tensor([self.tokenizer.tokenize(prompt, name="prompt")], device=self.device), state)
+            ids = torch.tensor([self.tokenizer.tokenize(prompt, name="prompt")], device=self.device)
+            logits = self.model(ids, state)
             out, lps = [], []
             for _ in range(n_tokens):
                 logp = torch.log_softmax(logits[0, -1].float().cpu()[acgt] / max(temperature, 1e-6), -1)
@@ -327,7 +329,8 @@ def resolve_fp8(config: Evo2Config, fp8: str, device: torch.device) -> tuple[Evo
                           "instead of 1.076, 40B 1.70 instead of 0.922). Use fp8='auto' or 'emulate'.",
                           stacklevel=3)
         note = "FP8 off: input projections run in the model dtype" + (
-            " (7B, as evo2 without Transformer Engine; fp8='emulate' runs them in FP8)" if is_7b and fp8 == "auto" else "")
+            " (7B, as evo2 without Transformer Engine; fp8='emulate' runs them in FP8)"
+            if is_7b and fp8 == "auto" else "")
         return dataclasses.replace(config, use_fp8_input_projections=False), None, [note]
     backend = "scaled_mm" if fp8 == "auto" and scaled_mm_available(device) else "emulate"
     return config, backend, []

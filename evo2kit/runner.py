@@ -241,7 +241,8 @@ def run_settings(profile: str, overrides: dict, threads: int) -> dict:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     return {"profile": profile, "overrides": overrides, "seed": overrides.get("seed", 0), "threads": threads,
             "cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
@@ -381,7 +382,8 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
             if executed.is_file():
                 render_html(executed)
             break
-        timings.append({"notebook": stem, "status": "ok", "wall_s": time.time() - t0, "cpu_s": _children_cpu_s() - cpu0})
+        timings.append({"notebook": stem, "status": "ok", "wall_s": time.time() - t0,
+                        "cpu_s": _children_cpu_s() - cpu0})
         print(f"[{profile}] {stem} done in {timings[-1]['wall_s']:.0f}s (CPU {timings[-1]['cpu_s']:.0f}s) -> "
               f"{render_html(executed)}", flush=True)
     return status, models, timings

@@ -193,7 +193,8 @@ def train(args) -> Path:
 
     train_seqs, val_seq = load_genome(val_bp=args.val_bp)
     sampler = WindowSampler(train_seqs, args.seq_len + 1)
-    val_windows = WindowSampler({"val": val_seq}, args.seq_len + 1).batch(np.random.default_rng(12345), args.val_windows)
+    val_sampler = WindowSampler({"val": val_seq}, args.seq_len + 1)
+    val_windows = val_sampler.batch(np.random.default_rng(12345), args.val_windows)
 
     log_path = out / "log.csv"
     fields = ["step", "tokens", "lr", "loss_bits", "val_bits", "grad_norm", "clip", *[f"gn_{k}" for k in KINDS],
@@ -201,7 +202,8 @@ def train(args) -> Path:
     if not log_path.exists():
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(fields)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
     model.train()
     last_ckpt = session_start = time.time()
     t_start = time.time() - elapsed
@@ -236,7 +238,8 @@ def train(args) -> Path:
         step += 1
         tokens += batch[:, 1:].numel()
         dt = time.time() - t0
-        val_bits = evaluate(model, val_windows, device) if step % args.eval_every == 0 or step == args.steps else float("nan")
+        due = step % args.eval_every == 0 or step == args.steps
+        val_bits = evaluate(model, val_windows, device) if due else float("nan")
         elapsed = time.time() - t_start
         row = [step, tokens, lr, float(loss) / math.log(2), val_bits, total, args.clip, *[norms[k] for k in KINDS],
                norms["hcl_poles_residues"], batch[:, 1:].numel() / dt, elapsed]

@@ -33,7 +33,6 @@ models = ["evo2kit-tiny", "evo2_1b_base", "evo2_7b", "evo2_40b"]  # model sizes 
 import importlib.metadata as md
 import os
 import platform
-import sys
 
 import pandas as pd
 import torch
@@ -99,7 +98,8 @@ rows = []
 for name, ds in data.DATASETS.items():
     try:
         path = data.fetch(name, download=download)
-        rows.append({"dataset": name, "status": "verified", "MB": round(path.stat().st_size / 1e6, 1), "path": str(path)})
+        rows.append({"dataset": name, "status": "verified", "MB": round(path.stat().st_size / 1e6, 1),
+                     "path": str(path)})
     except FileNotFoundError as e:
         rows.append({"dataset": name, "status": "missing", "MB": None, "path": str(e).splitlines()[0]})
 datasets = pd.DataFrame(rows)

@@ -63,8 +63,9 @@ if data_dir:
 # %%
 model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device, dtype=torch_dtype)
 print(f"{model.name}: {model.model.num_params():,} parameters on {model.device}, weights sha256 {model.weights_sha256}")
-print({k: v for k, v in model.config.to_dict().items() if k in
-       ("hidden_size", "num_layers", "hcs_layer_idxs", "hcm_layer_idxs", "hcl_layer_idxs", "attn_layer_idxs", "max_seqlen")})
+shown = ("hidden_size", "num_layers", "hcs_layer_idxs", "hcm_layer_idxs", "hcl_layer_idxs", "attn_layer_idxs",
+         "max_seqlen")
+print({k: v for k, v in model.config.to_dict().items() if k in shown})
 
 # %% [markdown]
 # ### The official Evo 2, through both backends

@@ -169,7 +169,8 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 sns.boxplot(data=change, x="pooling", y="relative change", ax=axes[0], showfliers=False)
 axes[0].set(yscale="log", title=f"How far one base moves the vector ({mid})", xlabel="")
 axes[1].errorbar(pooling_table.index, pooling_table["AUROC"],
-                 yerr=[pooling_table["AUROC"] - pooling_table["CI low"], pooling_table["CI high"] - pooling_table["AUROC"]],
+                 yerr=[pooling_table["AUROC"] - pooling_table["CI low"],
+                       pooling_table["CI high"] - pooling_table["AUROC"]],
                  fmt="o", capsize=4)
 axes[1].axhline(0.5, color="grey", ls="--", lw=1)
 axes[1].set(ylabel="AUROC (LOF), 95% CI", title=f"Logistic probe on variant − reference, n={len(sub)}")
@@ -245,7 +246,8 @@ t0 = time.perf_counter()
 ours = embed.variant_features(model, tw, layers, pooling="mean", batch_size=batch_size)
 ours_s = time.perf_counter() - t0
 
-max_diff = max(np.abs(recipe[l] - np.concatenate([ours[l]["ref"], ours[l]["var"]])).max() for l in layers)
+max_diff = max(np.abs(recipe[layer] - np.concatenate([ours[layer]["ref"], ours[layer]["var"]])).max()
+               for layer in layers)
 forwards_recipe = len(layers) * 2 * len(tw.var_seqs)
 forwards_ours = len(tw.ref_seqs) + len(tw.var_seqs)
 speedup = recipe_s / ours_s

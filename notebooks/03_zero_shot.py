@@ -31,7 +31,7 @@ model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" wi
 model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; needed for FP8 models such as evo2_1b_base)
+backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; for evo2_1b_base's FP8)
 data_dir = ""  # folder with the datasets (empty: $EVO2KIT_DATA_DIR, then the cache, then a download)
 n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
 window = 2048  # bp around each SNV, for every selected variant
@@ -40,7 +40,7 @@ n_compare = 200  # variants in that subset (also used for reverse-complement ave
 batch_size = 8
 n_boot = 1000  # bootstrap resamples for the AUROC interval
 seed = 0
-score_cache = None  # a folder to keep the deltas in and reuse them (same model, windows, batch size); None: always compute
+score_cache = None  # a folder to keep the deltas in and reuse (same model, windows, batch size); None: always compute
 
 # %%
 import os
@@ -156,13 +156,14 @@ by_window = []
 for w in sizes:
     t = table.loc[subset.index] if w == window else variant_deltas(model, subset, w, batch_size=batch_size,
                                                                    cache=score_cache)
-    a, l, h = auroc_ci(y_sub, -t["delta"], n_boot=n_boot, seed=seed)
-    by_window.append({"window": w, "AUROC": a, "low": l, "high": h})
+    a, low, high = auroc_ci(y_sub, -t["delta"], n_boot=n_boot, seed=seed)
+    by_window.append({"window": w, "AUROC": a, "low": low, "high": high})
 by_window = pd.DataFrame(by_window)
 print(by_window.round(3).to_string(index=False))
 ax = sns.pointplot(data=by_window, x="window", y="AUROC", linestyle="none")
 ax.errorbar(range(len(by_window)), by_window["AUROC"],
-            yerr=[by_window["AUROC"] - by_window["low"], by_window["high"] - by_window["AUROC"]], fmt="none", color="C0")
+            yerr=[by_window["AUROC"] - by_window["low"], by_window["high"] - by_window["AUROC"]],
+            fmt="none", color="C0")
 ax.axhline(0.5, color="grey", ls="--", lw=0.8)
 ax.set(xlabel="window (bp)", ylabel=f"AUROC on {len(subset)} variants")
 plt.show()

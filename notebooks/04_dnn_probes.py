@@ -121,7 +121,8 @@ split_table = pd.DataFrame({name: {
 split_table
 
 # %%
-gaps = pd.concat([pd.DataFrame({"split": name, "bp to nearest training variant": probes.distance_to_training(pos, s) + 1})
+gaps = pd.concat([pd.DataFrame({"split": name,
+                               "bp to nearest training variant": probes.distance_to_training(pos, s) + 1})
                   for name, s in splits.items()])
 ax = sns.histplot(data=gaps, x="bp to nearest training variant", hue="split", log_scale=True, element="step",
                   common_norm=False, stat="percent")
@@ -243,13 +244,15 @@ print(f"one DNN probe's test AUROC moves by {seed_sd:.3f} (sd over {probe_seeds}
 # split. Averaged over the layers, this no longer hinges on which layer happens to win.
 
 # %%
-gap = pd.DataFrame({probe: probes.split_gap(sweep, "random", "grouped by position", probe) for probe in ("dnn", "logreg")})
+gap = pd.DataFrame({probe: probes.split_gap(sweep, "random", "grouped by position", probe)
+                    for probe in ("dnn", "logreg")})
 gap.index = gap.index.map(layer_index)
 ax = gap.plot.bar(figsize=(10, 3.2), rot=0)
 onehot_gap = probes.split_gap(baselines.dropna(subset=["n_seeds"]), "random", "grouped by position", "dnn").item()
 ax.axhline(onehot_gap, color="grey", ls=":", label=f"one-hot ±{flank} bp (dnn)")
 ax.axhline(0, color="black", lw=0.6)
-ax.set(xlabel="layer (block index)", ylabel="random − grouped AUROC", title="How much the random split flatters each probe")
+ax.set(xlabel="layer (block index)", ylabel="random − grouped AUROC",
+       title="How much the random split flatters each probe")
 ax.legend(fontsize=8)
 plt.show()
 gap.agg(["mean", "min", "max"]).round(3)

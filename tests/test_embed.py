@@ -338,7 +338,8 @@ def test_store_name_follows_every_input_that_changes_the_content(model):
     assert name == store_name(model, windows, layers, "mean", 8)
     assert name.startswith(f"{model.name}-") and "_w10_n3_mean_" in name
     other_seqs = (windows[0], ["ACGAACGTAC", "TTGACGAGTA", "ACGTCGGTAC"], windows[2])
-    others = [store_name(model, other_seqs, layers, "mean", 8), store_name(model, windows, layers + ["blocks.1.mlp.l3"], "mean", 8),
+    others = [store_name(model, other_seqs, layers, "mean", 8),
+              store_name(model, windows, layers + ["blocks.1.mlp.l3"], "mean", 8),
               store_name(model, windows, layers, "last", 8), store_name(model, windows, layers, "mean", 4),
               store_name(model, (windows[0], windows[1], np.array([0, 1, 1])), layers, "mean", 8)]
     assert len({name, *others}) == 6

@@ -52,7 +52,8 @@ def test_cache_reuses_the_deltas_it_stored_and_only_those(model, variants, tmp_p
     np.testing.assert_array_equal(again["delta"], plain["delta"])
 
     # another window, batch size or variant set is another entry, never a stale one
-    for kwargs, frame in [({"window": 100}, df), ({"window": 200, "batch_size": 2}, df), ({"window": 200}, df.iloc[:3])]:
+    calls = [({"window": 100}, df), ({"window": 200, "batch_size": 2}, df), ({"window": 200}, df.iloc[:3])]
+    for kwargs, frame in calls:
         before = counting.windows
         got = zero_shot.variant_deltas(counting, frame, region=region, cache=tmp_path, **kwargs)
         assert counting.windows > before
