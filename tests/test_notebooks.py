@@ -97,8 +97,27 @@ def test_smoke_profile_expected_metrics_cover_every_notebook():
 
 def test_profiles_yaml_is_plain():
     doc = yaml.safe_load(runner.NOTEBOOKS.joinpath("profiles.yml").read_text())
-    assert set(doc) == {"defaults", "profiles"}
+    assert set(doc) == {"profiles"}  # no defaults section: the defaults are the parameters cells'
     assert {"smoke", "cpu"} <= set(doc["profiles"])
+
+
+def test_profiles_restate_no_default():
+    """A profile holds only what it changes: no notebook value equal to that notebook's default
+    (unless it undoes the profile's shared value), no shared value equal to the default of every
+    notebook that declares it."""
+    defaults = {stem: runner.parameter_defaults(runner.read_py_notebook(py)) for stem, py in SOURCES.items()}
+    restated = []
+    for profile, prof in PROFILES["profiles"].items():
+        shared = prof.get(runner.SHARED) or {}
+        for key, value in shared.items():
+            declaring = [stem for stem in SOURCES if key in defaults[stem]]
+            if declaring and all(defaults[stem][key] == value for stem in declaring):
+                restated.append(f"{profile}.shared.{key}: {value!r}")
+        for stem in SOURCES:
+            for key, value in (prof.get(stem) or {}).items():
+                if value == shared.get(key, defaults[stem].get(key, object())):
+                    restated.append(f"{profile}.{stem}.{key}: {value!r}")
+    assert not restated, f"profiles.yml restates defaults or shared values: {restated}"
 
 
 def test_failing_cell_fails_the_run(tmp_path, capsys):
