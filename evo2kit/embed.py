@@ -593,8 +593,12 @@ def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pool
 
 def output_dir() -> Path:
     """Where notebooks leave files for later ones: ``$EVO2KIT_OUTPUT_DIR`` (the runner's
-    ``build/<profile>``), else ``build``."""
-    return Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build"))
+    ``build/<profile>``), else the cache folder (``evo2kit.data.cache_dir()``), never the folder a
+    notebook runs in."""
+    from .data import cache_dir
+
+    d = os.environ.get("EVO2KIT_OUTPUT_DIR")
+    return Path(d) if d else cache_dir()
 
 
 @dataclass

@@ -42,20 +42,28 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
 
     ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.npy``, written
     atomically) and reused by a later call with the same model weights, dtype, windows and batch
-    size; None computes every time."""
+    size; None computes every time. ``table.attrs["computed"]`` says whether the model scored any
+    strand in this call (False: every strand came from the cache, so its time says nothing)."""
     if not strands or set(strands) - {"+", "-"}:
         raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
     ref_seqs, var_seqs, ref_index = data.variant_windows(df, window, region)
 
+    computed = []  # strands scored by the model here, not read from the cache
+
     def strand(s: str) -> np.ndarray:
-        compute = lambda: delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-")  # noqa: E731
+        def compute():
+            computed.append(s)
+            return delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-")
+
         if cache is None:
             return compute()
         return _cached(Path(cache), _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size, s), compute)
 
     cols = {f"delta{s}": strand(s) for s in strands}
-    return df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
-                     n_unique_ref=len(ref_seqs))
+    table = df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
+                      n_unique_ref=len(ref_seqs))
+    table.attrs["computed"] = bool(computed)
+    return table
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str) -> str:

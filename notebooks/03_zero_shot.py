@@ -94,8 +94,12 @@ print(f"{len(var_seqs)} variant windows share {len(ref_seqs)} unique reference w
 t0 = time.time()
 table = variant_deltas(model, variants, window, batch_size=batch_size, cache=score_cache)
 elapsed = time.time() - t0
-tokens_per_s = (len(ref_seqs) + len(var_seqs)) * window / elapsed
-print(f"scored {len(ref_seqs) + len(var_seqs)} windows in {elapsed:.0f}s ({tokens_per_s:,.0f} tokens/s)")
+speed = {}  # a throughput only when the model scored the windows here (not read from score_cache)
+if table.attrs["computed"]:
+    speed["tokens_per_s"] = (len(ref_seqs) + len(var_seqs)) * window / elapsed
+    print(f"scored {len(ref_seqs) + len(var_seqs)} windows in {elapsed:.0f}s ({speed['tokens_per_s']:,.0f} tokens/s)")
+else:
+    print(f"{len(ref_seqs) + len(var_seqs)} windows' scores read from the cache in {score_cache}")
 
 # %% [markdown]
 # ## 3. Does delta differ by class?
@@ -178,7 +182,7 @@ evo2kit.record_metrics("03_zero_shot", {
     "auroc_subset_plus": rc["plus"][0],
     "auroc_subset_rc_average": rc["average"][0],
     **{f"auroc_subset_w{int(r.window)}": r.AUROC for r in by_window.itertuples()},
-    "tokens_per_s": tokens_per_s,
+    **speed,
 })
 
 # %% [markdown]

@@ -83,8 +83,12 @@ def test_smoke_profile_runs_and_metrics_in_range(smoke_run):
            for r in summary if r["status"] in ("FAIL", "MISSING")]
     assert status == 0, f"runner exit status {status}; see {outdir}; " + "; ".join(bad)
     assert not bad
+    from evo2kit.metrics import notebook_metrics, read_metrics
+
+    side = read_metrics(outdir / "metrics")
     for stem in SOURCES:
         assert (outdir / f"{stem}.ipynb").is_file() and (outdir / f"{stem}.html").is_file()
+        assert notebook_metrics(outdir / f"{stem}.ipynb") == {stem: side[stem]}, f"{stem}: notebook and JSON differ"
         checked = [r for r in summary if r["notebook"] == stem and r["status"] == "pass"]
         assert checked, f"{stem}: no metric was checked against notebooks/expected_results.yml"
 
@@ -171,6 +175,28 @@ def test_metric_out_of_range_or_missing_fails_the_run(tmp_path, capsys):
     (nbdir / "profiles.yml").write_text("profiles:\n  p:\n    00_tiny: {x: 0.5}\n")
     (nbdir / "expected_results.yml").write_text(ranges)
     assert runner.run("p", out=tmp_path / "build2", notebooks_dir=nbdir) == 0
+
+
+def test_executed_notebook_carries_its_metrics_and_a_run_by_hand_writes_no_file(tmp_path, monkeypatch):
+    """Through the runner, the executed notebook holds the same metrics as the side JSON; the same
+    notebook executed by hand (papermill, cwd = its folder, no runner variables) shows its metrics
+    in its output and writes nothing beside itself."""
+    from evo2kit.metrics import notebook_metrics, read_metrics
+
+    body = 'import evo2kit\nevo2kit.record_metrics("00_tiny", {"a": x, "b": 2 * x})\n'
+    nbdir = _tiny_notebook_dir(tmp_path, body, "profiles:\n  p:\n    00_tiny: {x: 0.25}\n", "{}\n")
+    assert runner.run("p", out=tmp_path / "build", notebooks_dir=nbdir) == 0
+    side = read_metrics(tmp_path / "build" / "p" / "metrics")
+    assert notebook_metrics(tmp_path / "build" / "p" / "00_tiny.ipynb") == side == {"00_tiny": {"a": 0.25, "b": 0.5}}
+
+    for var in ("EVO2KIT_METRICS_DIR", "EVO2KIT_OUTPUT_DIR"):  # run() set them in this process
+        monkeypatch.delenv(var, raising=False)
+    before = sorted(p.name for p in nbdir.iterdir())
+    out = tmp_path / "by_hand.ipynb"
+    papermill.execute_notebook(str(nbdir / "00_tiny.ipynb"), str(out), kernel_name="python3", cwd=str(nbdir),
+                               progress_bar=False)
+    assert notebook_metrics(out) == {"00_tiny": {"a": 1.0, "b": 2.0}}
+    assert sorted(p.name for p in nbdir.iterdir()) == before
 
 
 def test_unset_environment_variable_stops_the_run(tmp_path, monkeypatch):
