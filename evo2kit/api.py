@@ -296,8 +296,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """A name from :data:`DTYPES` or one of its torch dtypes -> the torch dtype (None stays None)."""
-    if dtype is None or dtype in DTYPES.values():
+    """A name from :data:`DTYPES` or one of its torch dtypes -> the torch dtype (None and "auto": None,
+    the loader's choice)."""
+    if dtype is None or dtype == "auto":
+        return None
+    if dtype in DTYPES.values():
         return dtype
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
         return DTYPES[dtype.removeprefix("torch.")]
@@ -346,9 +349,10 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
     the parts a 40B one is published in, or their folder); published models cannot be
     downloaded by evo2kit: without local_path they raise unless ``random_weights=True``.
-    Other configs without local_path get random (untrained) weights. device: default CUDA
-    when present. dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); default float32 on
-    CPU, bfloat16 for published models on CUDA.
+    Other configs without local_path get random (untrained) weights. device: None or "auto":
+    CUDA when present. dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); None or
+    "auto": float32 on CPU, bfloat16 for published models on CUDA. A notebook's parameters
+    (strings, None for "not set") go in as they are.
     fp8: 'auto' | 'emulate' | 'off', how FP8 input projections run (``resolve_fp8``); models
     without a checkpoint use unit FP8 scales. Official checkpoints are memory-mapped and their
     tensors assigned to a model built on the meta device: host memory peaks near the file
@@ -361,7 +365,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
     dtype = resolve_dtype(dtype)
     config, name = resolve_config(name_or_config)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
     sha = None

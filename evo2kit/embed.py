@@ -633,6 +633,26 @@ def brca1_embeddings(model: Evo2Model, window: int, n_variants: int | None = Non
     return VariantEmbeddings(df, (df["class"] == "LOF").to_numpy(np.int64), windows, layers, features, store)
 
 
+@torch.no_grad()
+def per_layer_recipe(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str],
+                     batch_size: int = 8) -> dict[str, np.ndarray]:
+    """The widely copied recipe that :func:`extract` replaces, kept to measure against: for each
+    layer, a forward of every sequence (batches of ``batch_size``) keeping only that layer,
+    mean-pooled over the real bases -> {layer: (N, d) float32}. ``len(layer_names)`` forwards per
+    sequence where ``extract`` needs one."""
+    seqs = sequence_list(seqs)
+    out = {}
+    for layer in layer_names:
+        rows = []
+        for i in range(0, len(seqs), batch_size):
+            ids, lengths = model.tokenizer.encode_batch(seqs[i:i + batch_size])
+            _, emb = model(ids, return_embeddings=True, layer_names=[layer])
+            mask = model.tokenizer.attention_mask(lengths, ids.shape[1])[..., None].to(emb[layer].device)
+            rows.append(((emb[layer].float() * mask).sum(1) / mask.sum(1)).cpu().numpy())
+        out[layer] = np.concatenate(rows)
+    return out
+
+
 def probe_features(ref: np.ndarray, var: np.ndarray, kind: str = "concat") -> np.ndarray:
     """Probe inputs from reference and variant features (N, d): 'concat' -> [ref, var] (N, 2d),
     'diff' -> var - ref (N, d)."""

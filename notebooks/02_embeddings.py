@@ -1,16 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
@@ -35,10 +32,10 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
-model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+model_weights = None  # path to an official checkpoint (.pt) for a published model_name
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # None: $EVO2KIT_DATA_DIR, else the download cache
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (the runner's), else ~/.cache/evo2kit/embeddings
 window = 1024  # bp of genome around each variant (the Evo 2 notebook uses 8,192)
 n_variants = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
@@ -71,9 +68,7 @@ if data_dir is not None:
     os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
-device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
-                           dtype=None if dtype == "auto" else getattr(torch, dtype))
+model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
 print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, width {model.config.hidden_size}")
 
 # %% [markdown]
@@ -222,25 +217,10 @@ plt.show()
 # first few variants, timed, and checked to give the same numbers.
 
 # %%
-def per_layer_recipe(model, ref_seqs, var_seqs, layers, batch_size):
-    """The recipe being replaced: for each layer, a forward of every reference and every variant
-    window (batches of ``batch_size``) keeping only that layer, mean-pooled -> {layer: (2N, d)}."""
-    seqs = list(ref_seqs) + list(var_seqs)
-    out = {}
-    for layer in layers:
-        rows = []
-        for i in range(0, len(seqs), batch_size):
-            ids, _ = model.tokenizer.encode_batch(seqs[i:i + batch_size])  # equal lengths: no padding
-            _, emb = model(ids, return_embeddings=True, layer_names=[layer])
-            rows.append(emb[layer].float().mean(1).cpu().numpy())
-        out[layer] = np.concatenate(rows)
-    return out
-
-
 tw = variant_windows(df.head(n_timing), window)
 refs_per_variant = [tw.ref_seqs[j] for j in tw.ref_index]
 t0 = time.perf_counter()
-recipe = per_layer_recipe(model, refs_per_variant, tw.var_seqs, layers, batch_size)
+recipe = embed.per_layer_recipe(model, refs_per_variant + list(tw.var_seqs), layers, batch_size)
 recipe_s = time.perf_counter() - t0
 t0 = time.perf_counter()
 ours = embed.variant_features(model, tw, layers, pooling="mean", batch_size=batch_size)

@@ -1,16 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
@@ -39,10 +36,10 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
-model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+model_weights = None  # path to an official checkpoint (.pt) for a published model_name
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # None: $EVO2KIT_DATA_DIR, else the download cache
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (02's), else ~/.cache/evo2kit/embeddings
 window = 1024  # these six must equal notebook 02's for its store to be reused (else it is computed here)
 n_variants = None
@@ -87,9 +84,7 @@ sns.set_theme(style="whitegrid", context="notebook")
 # its on-disk store; if that store is missing (this notebook run on its own), the call computes it.
 
 # %%
-device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
-                           dtype=None if dtype == "auto" else getattr(torch, dtype))
+model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
 emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root)
 df, y, windows, layers = emb.variants, emb.is_lof, emb.windows, emb.layers
 features = {layer: embed.probe_features(f["ref"], f["var"], kind="concat") for layer, f in emb.features.items()}
@@ -280,10 +275,8 @@ final.pivot_table(index=["features", "probe"], columns="split", values="test AUR
 
 # %%
 def pick(frame, split, **where):
-    rows = frame[frame.split == split]
-    for column, value in where.items():
-        rows = rows[rows[column] == value]
-    return rows.iloc[0]
+    """The first row of ``frame`` on ``split`` whose columns equal ``where``."""
+    return frame[(frame.split == split) & (frame[list(where)] == pd.Series(where)).all(axis=1)].iloc[0]
 
 
 metrics = {"n_variants": len(df), "n_layers": len(layers), "n_probe_seeds": len(seeds),
