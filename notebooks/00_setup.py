@@ -144,3 +144,15 @@ evo2kit.record_metrics("00_setup", {
     "evo2_7b_params_billions": parameter_count("evo2_7b") / 1e9,
     "evo2_40b_params_billions": parameter_count("evo2_40b") / 1e9,
 })
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# - **Datasets**: every later notebook reads them; a dataset reported missing stops the notebook
+#   that needs it (with the file name and where to get it), and a verified one is byte-for-byte
+#   the file the expected results were measured on.
+# - **Parameter counts** are exact for each architecture (they do not depend on this machine):
+#   about 1.4 M for `evo2kit-tiny`, 6.6 B for Evo 2 7B, 41 B for Evo 2 40B. The `fits` column
+#   compares weights plus `activation_margin` with this machine's memory; it is a lower bound on
+#   what a run needs (long sequences need more, notebook 05). On a machine without a GPU only the
+#   bundled model runs at a useful speed, which is why the `smoke` and `cpu` profiles use it.

@@ -269,3 +269,21 @@ evo2kit.record_metrics("01_loading", {
     "generated_bases": len(new),
     "generated_gc": gc_generated,
 })
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# - **Padding** changes nothing on the real positions of a causal model (the difference is zero
+#   or float rounding), so batches of unequal length are safe as long as averages skip the
+#   padding; **packing** changes the later sequences (a difference of about 3 on `evo2kit-tiny`,
+#   against zero for padding): use it only where context from the previous sequence is wanted.
+# - **BPE** packs about five bases into a token here, and one changed base re-cuts one or more
+#   tokens: the reason Evo 2 reads single bases.
+# - **Scores**: on `evo2kit-tiny` the BRCA1 window scores about -1.05 nats/base (cpu profile
+#   runs), above the uniform -1.386 and a few tenths above its own shuffled bases: the model has
+#   learnt local structure of DNA beyond composition. That is not the same as knowing what a
+#   variant does (notebook 03). On an Evo 2 checkpoint the same cells give that model's numbers;
+#   compare them with the shuffled baseline, not with each other across windows.
+# - **Generation** shows the mechanics (sampling, `top_k`, `temperature`). A GC content far from
+#   the prompt's would show a model that has not even learnt composition; a close one says
+#   little about whether the sequence would function.
