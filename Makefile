@@ -31,7 +31,9 @@ tutorial: setup
 smoke: setup
 	$(RUN) --profile smoke $(if $(SEED),--set seed=$(SEED))
 
+# ruff first: a lint finding (pyproject.toml's [tool.ruff]) fails make test before the suite runs.
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 # JupyterLab on notebooks/ with the python3 kernel. jupytext's server extension (enabled in the venv

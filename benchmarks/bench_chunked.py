@@ -125,7 +125,7 @@ def main(argv=None) -> None:
                         mb, s = predict(done, L, "attn" in CONFIGS[config])
                         if mb > budget_mb or s > args.max_case_s:
                             why = f"OOM-risk (~{mb / 1024:.1f} GB)" if mb > budget_mb else f"slow (~{s:.0f} s)"
-                            results.update({(config, mode, l): why for l in lengths if l >= L})
+                            results.update({(config, mode, n): why for n in lengths if n >= L})
                             break
                     cmd = [sys.executable, __file__, "--case", config, mode, str(L), "--chunk", str(args.chunk),
                            "--hidden", str(args.hidden), "--out", str(npy(tmp, config, mode, L))]

@@ -96,7 +96,8 @@ def bundled_rows(lengths: list[int], rounds: int) -> tuple[list[dict], str]:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'config':<36} {'L':>6} {'evo2kit tok/s':>14} {'vortex tok/s':>13} {'ratio':>6} {'first s (ours/ref)':>19} {'max rel diff':>12}"
+    head = (f"{'config':<36} {'L':>6} {'evo2kit tok/s':>14} {'vortex tok/s':>13} {'ratio':>6} "
+            f"{'first s (ours/ref)':>19} {'max rel diff':>12}")
     print(head)
     print("-" * len(head))
     for r in rows:

@@ -156,7 +156,8 @@ def main(argv=None) -> dict:
         table = variant_deltas(model, sub, window=w, batch_size=args.batch_size)
         auc, lo, hi = auroc_ci(table["class"] == "LOF", -table["delta"])
         report["zero_shot"][w] = {"n_snvs": len(table), "auroc": auc, "ci95": [lo, hi], "seconds": time.time() - t0}
-        print(f"zero-shot BRCA1 window {w}: {len(table)} SNVs, AUROC {auc:.3f} [{lo:.3f}, {hi:.3f}] ({time.time() - t0:.0f} s)")
+        print(f"zero-shot BRCA1 window {w}: {len(table)} SNVs, AUROC {auc:.3f} [{lo:.3f}, {hi:.3f}] "
+              f"({time.time() - t0:.0f} s)")
 
     report["throughput_tok_s"] = throughput(model)
     for L, v in report["throughput_tok_s"].items():

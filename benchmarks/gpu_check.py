@@ -53,8 +53,10 @@ def fp8_rows(tokens: int) -> list[dict]:
         emulated_gpu = fp8_linear_emulated(xc, wc, sx, sw)
         rows.append({
             "hidden": hidden, "tokens": tokens,
-            "max_rel_diff_scaled_mm_vs_cpu_emulation": float((fast.float().cpu() - emulated).abs().max() / emulated.abs().max()),
-            "max_rel_diff_gpu_vs_cpu_emulation": float((emulated_gpu.float().cpu() - emulated).abs().max() / emulated.abs().max()),
+            "max_rel_diff_scaled_mm_vs_cpu_emulation":
+                float((fast.float().cpu() - emulated).abs().max() / emulated.abs().max()),
+            "max_rel_diff_gpu_vs_cpu_emulation":
+                float((emulated_gpu.float().cpu() - emulated).abs().max() / emulated.abs().max()),
             "scaled_mm_s": cuda_time(lambda xc=xc, wc=wc, sx=sx, sw=sw: fp8_linear_scaled_mm(xc, wc, sx, sw)),
             "emulated_gpu_s": cuda_time(lambda xc=xc, wc=wc, sx=sx, sw=sw: fp8_linear_emulated(xc, wc, sx, sw)),
             "bf16_linear_s": cuda_time(lambda xc=xc, wc=wc: torch.nn.functional.linear(xc, wc)),
@@ -101,7 +103,8 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("gpu_check.py needs a CUDA GPU")
     result = {"torch": torch.__version__, "device": torch.cuda.get_device_name(),
-              "capability": list(torch.cuda.get_device_capability()), "scaled_mm_available": scaled_mm_available("cuda")}
+              "capability": list(torch.cuda.get_device_capability()),
+              "scaled_mm_available": scaled_mm_available("cuda")}
     if result["scaled_mm_available"]:
         result["fp8"] = fp8_rows(args.fp8_tokens)
     result["throughput_bf16_7b_width_4_blocks"] = throughput_rows(args.lengths, args.chunk)

@@ -12,7 +12,6 @@ As in ``evo2.Evo2``, ``forward`` returns ``(outputs, embeddings)`` with ``output
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from .checkpoint import (
     read_official_checkpoint,
     where_to_get,
 )
+from .files import sha256_file
 from .fp8 import FP8Linear, scaled_mm_available
-from .model import PUBLISHED_CONFIGS, Evo2Config, InferenceState, StripedHyena2
+from .model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2
 from .tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -49,14 +49,6 @@ class Evo2Output(NamedTuple):
 class GenerationOutput:
     sequences: list[str]
     logprobs_mean: list[float]
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Evo2Model:
@@ -187,7 +179,8 @@ class Evo2Model:
         def sink(name, y):
             y = y[0].float().cpu().numpy()  # (chunk, d)
             if name not in out:
-                out[name] = np.zeros(y.shape[1], np.float64) if pooling == "mean" else np.empty((L, y.shape[1]), np.float32)
+                d = y.shape[1]
+                out[name] = np.zeros(d, np.float64) if pooling == "mean" else np.empty((L, d), np.float32)
             if pooling == "mean":
                 out[name] += y.sum(0)
             else:
@@ -226,7 +219,8 @@ class Evo2Model:
         seqs, means = [], []
         for prompt in prompt_seqs:
             state = self.model.new_state()
-            logits = self.model(torch.tensor([self.tokenizer.tokenize(prompt, name="prompt")], device=self.device), state)
+            ids = torch.tensor([self.tokenizer.tokenize(prompt, name="prompt")], device=self.device)
+            logits = self.model(ids, state)
             out, lps = [], []
             for _ in range(n_tokens):
                 logp = torch.log_softmax(logits[0, -1].float().cpu()[acgt] / max(temperature, 1e-6), -1)
@@ -302,8 +296,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """A name from :data:`DTYPES` or one of its torch dtypes -> the torch dtype (None stays None)."""
-    if dtype is None or dtype in DTYPES.values():
+    """A name from :data:`DTYPES` or one of its torch dtypes -> the torch dtype (None and "auto": None,
+    the loader's choice)."""
+    if dtype is None or dtype == "auto":
+        return None
+    if dtype in DTYPES.values():
         return dtype
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
         return DTYPES[dtype.removeprefix("torch.")]
@@ -335,7 +332,8 @@ def resolve_fp8(config: Evo2Config, fp8: str, device: torch.device) -> tuple[Evo
                           "instead of 1.076, 40B 1.70 instead of 0.922). Use fp8='auto' or 'emulate'.",
                           stacklevel=3)
         note = "FP8 off: input projections run in the model dtype" + (
-            " (7B, as evo2 without Transformer Engine; fp8='emulate' runs them in FP8)" if is_7b and fp8 == "auto" else "")
+            " (7B, as evo2 without Transformer Engine; fp8='emulate' runs them in FP8)"
+            if is_7b and fp8 == "auto" else "")
         return dataclasses.replace(config, use_fp8_input_projections=False), None, [note]
     backend = "scaled_mm" if fp8 == "auto" and scaled_mm_available(device) else "emulate"
     return config, backend, []
@@ -351,9 +349,10 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
     the parts a 40B one is published in, or their folder); published models cannot be
     downloaded by evo2kit: without local_path they raise unless ``random_weights=True``.
-    Other configs without local_path get random (untrained) weights. device: default CUDA
-    when present. dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); default float32 on
-    CPU, bfloat16 for published models on CUDA.
+    Other configs without local_path get random (untrained) weights. device: None or "auto":
+    CUDA when present. dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); None or
+    "auto": float32 on CPU, bfloat16 for published models on CUDA. A notebook's parameters
+    (strings, None for "not set") go in as they are.
     fp8: 'auto' | 'emulate' | 'off', how FP8 input projections run (``resolve_fp8``); models
     without a checkpoint use unit FP8 scales. Official checkpoints are memory-mapped and their
     tensors assigned to a model built on the meta device: host memory peaks near the file
@@ -366,7 +365,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
     dtype = resolve_dtype(dtype)
     config, name = resolve_config(name_or_config)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
     sha = None
@@ -374,7 +373,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         model, sha = _load_bundled(name)
     elif local_path is not None and str(local_path).endswith(".safetensors"):
         model = load_pretrained(local_path, config)
-        sha = sha256_of(Path(local_path))
+        sha = sha256_file(Path(local_path))
     elif local_path is not None:
         state_dict = read_official_checkpoint(local_path)  # FileNotFoundError at once; memory-mapped
         config, fp8_backend, notes = resolve_fp8(config, fp8, device)
@@ -410,7 +409,7 @@ def _load_bundled(name: str) -> tuple[StripedHyena2, str]:
             f"the bundled model {name!r} is not in this installation ({weights} missing): "
             "reinstall evo2kit, or train it with `python -m evo2kit.train`")
     expected = expected_file.read_text().split()[0]
-    actual = sha256_of(weights)
+    actual = sha256_file(weights)
     if actual != expected:
         raise ValueError(f"{weights}: sha256 {actual} does not match the shipped {expected}; "
                          "the file is damaged, reinstall evo2kit")

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 import torch
 
+from .files import atomic_path
 from .fp8 import FP8Linear
 from .model import Evo2Config, StripedHyena2, keeps_float32
 
@@ -210,11 +211,13 @@ def parse_te_extra_state(key: str, value: Any) -> tuple[float, float]:
         with torch.serialization.safe_globals([]):
             state = torch.load(value, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 (any failure means: not plain tensors and containers)
-        raise bad(f"FP8 metadata refused by the safe unpickler ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        why = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        raise bad(f"FP8 metadata refused by the safe unpickler ({why})") from None
     if state is None:
         raise bad("holds no FP8 state (saved with FP8 off)")
     if not isinstance(state, dict) or "scale_fwd" not in state:
-        raise bad(f"no 'scale_fwd' in the FP8 metadata (keys: {sorted(state) if isinstance(state, dict) else type(state).__name__})")
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise bad(f"no 'scale_fwd' in the FP8 metadata (keys: {keys})")
     scale = state["scale_fwd"]
     if not isinstance(scale, torch.Tensor) or scale.dim() != 1 or scale.numel() < 2:
         raise bad(f"'scale_fwd' must be a 1-D tensor of at least 2 scales (input, weight), "
@@ -257,7 +260,8 @@ def permute_column_split_wqkv(w: torch.Tensor, num_heads: int) -> torch.Tensor:
     """Checkpoint Wqkv (3D, D[...]) with rows per head [q, k, v] -> rows [all q, all k, all v].
     Returns a transposed view, laid out exactly as vortex leaves it."""
     d = w.shape[0] // 3
-    w = w.T.reshape(w.shape[1], num_heads, 3, d // num_heads) if w.dim() == 2 else w.reshape(num_heads, 3, d // num_heads)
+    head = d // num_heads
+    w = w.T.reshape(w.shape[1], num_heads, 3, head) if w.dim() == 2 else w.reshape(num_heads, 3, head)
     if w.dim() == 3:  # bias
         return torch.cat([w[:, 0].reshape(-1), w[:, 1].reshape(-1), w[:, 2].reshape(-1)])
     q, k, v = w.unbind(dim=-2)
@@ -356,9 +360,8 @@ def save_pretrained(model: StripedHyena2, directory: str | Path, name: str) -> P
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     path = directory / f"{name}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "model": name})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "model": name})
     (directory / f"{name}.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     return path
 

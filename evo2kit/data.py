@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
 from .cli import EX_DATAERR, EX_NOINPUT, EX_OK, ArgumentParser, DataError, exit_status_help
+from .files import atomic_path, atomic_write, sha256_file
 
 BRCA1_REGION_START = 41_176_312
 """hg19 (1-based) position of index 0 of the ``brca1_hg19_region`` sequence."""
@@ -112,15 +112,6 @@ def _open(path: str | os.PathLike, mode: str = "rt") -> IO:
     return gzip.open(path, mode) if _is_gzip(path) else open(path, mode)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 of the file bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sha256_seq(path: str | os.PathLike) -> str:
     """SHA-256 of the upper-cased letters of the first FASTA record (newlines removed)."""
     h = hashlib.sha256()
@@ -156,10 +147,7 @@ def _memo_save(memo: dict) -> None:
     path = _memo_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".verified.", suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(memo, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: json.dump(memo, f, indent=1, sort_keys=True))
     except OSError:  # a read-only cache only costs re-hashing next time
         pass
 
@@ -266,38 +254,29 @@ def main(argv: list[str] | None = None) -> int:
 def _download(ds: Dataset, target: Path) -> None:
     from tqdm import tqdm
 
-    temps: list[str] = []
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        temps.append(tmp)
-        req = urllib.request.Request(ds.url, headers={"User-Agent": "evo2kit"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=60) as resp:
-            total = resp.headers.get("Content-Length")
-            with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
-                      unit_divisor=1024, desc=ds.filename) as bar:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        if target.name.endswith(".gz") and not _is_gzip(tmp):  # e.g. NCBI efetch sends plain text
-            fd2, tmp2 = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-            temps.append(tmp2)
-            with open(tmp, "rb") as src, os.fdopen(fd2, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as dst:
-                shutil.copyfileobj(src, dst)
-            tmp = tmp2
-        actual = _HASHERS[ds.check](tmp)
-        if actual != ds.sha256:
-            raise DataIntegrityError(
-                f"download of {ds.filename} ({ds.name}) from {ds.url} failed its {ds.check} "
-                f"check: expected {ds.sha256}, got {actual}; nothing was saved."
-            )
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:  # nothing lands at target unless it passes the check
+            req = urllib.request.Request(ds.url, headers={"User-Agent": "evo2kit"})
+            with open(tmp, "wb") as out, urllib.request.urlopen(req, timeout=60) as resp:
+                total = resp.headers.get("Content-Length")
+                with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                          unit_divisor=1024, desc=ds.filename) as bar:
+                    while chunk := resp.read(1 << 20):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            if target.name.endswith(".gz") and not _is_gzip(tmp):  # e.g. NCBI efetch sends plain text
+                with atomic_path(tmp) as gz, open(tmp, "rb") as src, open(gz, "wb") as raw, \
+                        gzip.GzipFile(fileobj=raw, mode="wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            actual = _HASHERS[ds.check](tmp)
+            if actual != ds.sha256:
+                raise DataIntegrityError(
+                    f"download of {ds.filename} ({ds.name}) from {ds.url} failed its {ds.check} "
+                    f"check: expected {ds.sha256}, got {actual}; nothing was saved."
+                )
     except (OSError, http.client.HTTPException) as e:
         raise FileNotFoundError(_missing(ds, f"download failed ({e!r})")) from e
-    finally:
-        for t in temps:
-            if os.path.exists(t):
-                os.remove(t)
     verify(target, ds)  # records the memo entry for the final path
 
 

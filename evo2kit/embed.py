@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 from numpy.lib.format import open_memmap
@@ -64,6 +65,8 @@ from tqdm import tqdm
 
 from .api import Evo2Model
 from .cli import ArgumentParser, BusyError, DataError, exit_status_help, run_main
+from .data import VariantWindows
+from .files import atomic_write, sha256_json, sha256_lines
 from .tokenizer import sequence_list, validate_sequence
 
 MANIFEST = "manifest.json"
@@ -233,15 +236,6 @@ def model_sha256(model: Evo2Model) -> str:
     return h.hexdigest()
 
 
-def _sha256_lines(seqs: Sequence[str]) -> str:
-    """sha256 over the sequences, in order (one per line)."""
-    h = hashlib.sha256()
-    for s in seqs:
-        h.update(s.encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------- the store
 
 class StoreError(DataError):
@@ -250,17 +244,6 @@ class StoreError(DataError):
 
 class StoreBusyError(BusyError):
     """Another running process is writing the store."""
-
-
-def atomic_write(path: Path, write, mode: str = "w") -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, fsync, then rename it onto ``path``:
-    readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, mode) as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -286,10 +269,6 @@ def _open_array(path: Path, mode: str = "r") -> np.memmap:
     except (OSError, ValueError) as e:
         raise StoreError(f"{path} is unreadable ({type(e).__name__}: {e}): the store is damaged. Restore the "
                          f"file and rerun to resume, or delete {path.parent} to start over") from None
-
-
-def _digest(identity: dict) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 class StoreLock:
@@ -409,7 +388,7 @@ class Store:
         self._save({})
 
     def _parts_done(self) -> dict[int, str]:
-        done, digest = {}, _digest(self.identity)
+        done, digest = {}, sha256_json(self.identity)
         for p in self._parts():
             part = _read_json(p)
             if part.get("identity_sha256") == digest:
@@ -447,7 +426,7 @@ class Store:
             self._save(self.done)
         else:
             _write_json(self.out / f"manifest.rank{self.rank}.json",
-                        {"identity_sha256": _digest(self.identity),
+                        {"identity_sha256": sha256_json(self.identity),
                          "checksums": {str(k): self.mine[k] for k in sorted(self.mine)}})
 
     def finish(self) -> dict[str, np.ndarray]:
@@ -554,7 +533,7 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
         raise ValueError("a distributed run (torch.distributed initialised) writes to a store: pass out=")
     identity = {"format": STORE_FORMAT, "model": model.name, "weights_sha256": model_sha256(model), "layers": layers,
                 "pooling": None if kind == "none" else pooling, "dtype": np.dtype(dtype).name,
-                "n_sequences": len(seqs), "sequences_sha256": _sha256_lines(seqs),
+                "n_sequences": len(seqs), "sequences_sha256": sha256_lines(seqs),
                 "positions_sha256": None if positions is None else hashlib.sha256(positions.tobytes()).hexdigest(),
                 "batch_size": batch_size, "chunk_size": chunk_size}
     row_batch = np.zeros(len(seqs), np.int64)
@@ -579,13 +558,13 @@ def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling: s
     never meets an earlier store, the layers, the pooling, the batching)."""
     ref_seqs, var_seqs, ref_index = windows
     positions = getattr(windows, "var_pos_in_window", None)
-    identity = {"format": STORE_FORMAT, "sequences": _sha256_lines([ref_seqs[j] for j in ref_index] + list(var_seqs)),
-                "positions": None if positions is None else _sha256_lines(map(str, positions)),
+    identity = {"format": STORE_FORMAT, "sequences": sha256_lines([ref_seqs[j] for j in ref_index] + list(var_seqs)),
+                "positions": None if positions is None else sha256_lines(map(str, positions)),
                 "layers": list(layer_names), "pooling": pooling, "batch_size": batch_size, "chunk_size": chunk_size}
     parse_pooling(pooling)  # refuses an unknown pooling before anything is named after it
     length = len(var_seqs[0]) if len(var_seqs) else 0
     return (f"{model.name}-{model_sha256(model)[:8]}_w{length}_n{len(var_seqs)}_{str(pooling).replace(':', '')}"
-            f"_{_digest(identity)[:10]}")
+            f"_{sha256_json(identity)[:10]}")
 
 
 def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pooling: str | None = "position",
@@ -610,6 +589,68 @@ def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pool
     names = [f"reference window of variant {i}" for i in range(n)] + [f"variant {i}" for i in range(n)]
     feats = extract(model, seqs, layer_names, pooling, out=out, positions=pos, names=names, **kwargs)
     return {layer: {"ref": a[:n], "var": a[n:]} for layer, a in feats.items()}
+
+
+def output_dir() -> Path:
+    """Where notebooks leave files for later ones: ``$EVO2KIT_OUTPUT_DIR`` (the runner's
+    ``build/<profile>``), else the cache folder (``evo2kit.data.cache_dir()``), never the folder a
+    notebook runs in."""
+    from .data import cache_dir
+
+    d = os.environ.get("EVO2KIT_OUTPUT_DIR")
+    return Path(d) if d else cache_dir()
+
+
+@dataclass
+class VariantEmbeddings:
+    """Labelled SNVs with their reference- and variant-window features (notebooks 02 and 04)."""
+
+    variants: pd.DataFrame  # the selected SNVs, index 0..N-1
+    is_lof: np.ndarray  # (N,) int64: 1 for LOF, 0 for FUNC/INT
+    windows: VariantWindows
+    layers: list[str]
+    features: dict[str, dict[str, np.ndarray]]  # {layer: {"ref": (N, d), "var": (N, d)}}
+    store: Path
+
+
+def brca1_embeddings(model: Evo2Model, window: int, n_variants: int | None = None, seed: int = 0,
+                     layer_ids: Sequence[int] | None = None, pooling: str = "mean", batch_size: int = 8,
+                     store_root: str | os.PathLike | None = None, progress: bool = True) -> VariantEmbeddings:
+    """The BRCA1 SNVs of Findlay et al. (2018) (all, or a class-stratified subset of ``n_variants``
+    drawn with ``seed``), their ``window``-bp windows and the pooled features of the blocks
+    ``layer_ids`` (None: every block), kept in the store ``store_root/<store_name(...)>``
+    (store_root None: ``output_dir()/embeddings``). A call with the same settings reads that store
+    (resuming it if cut short); any setting that changes the content names another store."""
+    from .data import load_brca1, variant_windows
+    from .zero_shot import stratified_subset
+
+    df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
+    windows = variant_windows(df, window)
+    layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
+    store = Path(store_root or output_dir() / "embeddings") / store_name(model, windows, layers, pooling, batch_size)
+    features = variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,
+                                progress=progress)
+    return VariantEmbeddings(df, (df["class"] == "LOF").to_numpy(np.int64), windows, layers, features, store)
+
+
+@torch.no_grad()
+def per_layer_recipe(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str],
+                     batch_size: int = 8) -> dict[str, np.ndarray]:
+    """The widely copied recipe that :func:`extract` replaces, kept to measure against: for each
+    layer, a forward of every sequence (batches of ``batch_size``) keeping only that layer,
+    mean-pooled over the real bases -> {layer: (N, d) float32}. ``len(layer_names)`` forwards per
+    sequence where ``extract`` needs one."""
+    seqs = sequence_list(seqs)
+    out = {}
+    for layer in layer_names:
+        rows = []
+        for i in range(0, len(seqs), batch_size):
+            ids, lengths = model.tokenizer.encode_batch(seqs[i:i + batch_size])
+            _, emb = model(ids, return_embeddings=True, layer_names=[layer])
+            mask = model.tokenizer.attention_mask(lengths, ids.shape[1])[..., None].to(emb[layer].device)
+            rows.append(((emb[layer].float() * mask).sum(1) / mask.sum(1)).cpu().numpy())
+        out[layer] = np.concatenate(rows)
+    return out
 
 
 def probe_features(ref: np.ndarray, var: np.ndarray, kind: str = "concat") -> np.ndarray:

@@ -25,7 +25,8 @@ import torch
 MODES = ("whole", "chunked", "embed_long")
 
 
-def _random_ids(length: int, seed: int = 0) -> torch.Tensor:
+def random_ids(length: int, seed: int = 0) -> torch.Tensor:
+    """(1, length) token ids of uniformly random A/C/G/T: a test input whose cost depends on its length alone."""
     rng = np.random.default_rng(seed)
     return torch.from_numpy(rng.choice(np.frombuffer(b"ACGT", np.uint8), length).astype(np.int64))[None]
 
@@ -70,9 +71,8 @@ def _measure_here(model_name: str, length: int, mode: str, chunk_size: int, devi
     chunks, all logits kept) or 'embed_long' (chunks, only a mean-pooled embedding kept)."""
     from .api import load_model
 
-    model = load_model(model_name, local_path=local_path or None, device=device,
-                       dtype=None if dtype == "auto" else getattr(torch, dtype))
-    ids = _random_ids(length)
+    model = load_model(model_name, local_path=local_path or None, device=device, dtype=dtype)
+    ids = random_ids(length)
     cuda = model.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize()

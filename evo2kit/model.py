@@ -526,7 +526,8 @@ class StripedHyena2(nn.Module):
             elif name.endswith("inv_freq"):
                 continue
             else:
-                out_std = std / math.sqrt(2 * cfg.num_layers) if name.endswith(("l3.weight", "out_proj.weight", "out_filter_dense.weight")) else std
+                into_residual = name.endswith(("l3.weight", "out_proj.weight", "out_filter_dense.weight"))
+                out_std = std / math.sqrt(2 * cfg.num_layers) if into_residual else std
                 p.copy_(torch.randn(p.shape, generator=g) * out_std)
         return self
 

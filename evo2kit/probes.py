@@ -299,7 +299,8 @@ def probe_table(features: Mapping[str, np.ndarray], y: np.ndarray, splits: Mappi
         raise ValueError("seeds must name at least one seed")
     y = np.asarray(y)
     rows = []
-    jobs = [(f, s, p, seed) for f in features for s in splits for p in probes for seed in (seeds if p == "dnn" else [-1])]
+    jobs = [(f, s, p, seed) for f in features for s in splits for p in probes
+            for seed in (seeds if p == "dnn" else [-1])]
     for fname, sname, probe, seed in tqdm(jobs, desc="probes"):
         X, sp = features[fname], splits[sname]
         if probe == "dnn":

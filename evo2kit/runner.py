@@ -8,9 +8,9 @@ For each ``notebooks/NN_*.py`` (jupytext ``py:percent``, the source of truth), i
    to run ``jupytext --sync notebooks/*.py``); the notebook actually executed is generated from
    the ``.py`` into ``build/<profile>/inputs/``, so the committed ``.ipynb`` stays output-free;
 2. papermill executes it with kernel ``python3`` and cwd = ``notebooks/`` (as Jupyter would),
-   injecting the profile's parameters (``notebooks/profiles.yml``) after the cell tagged
-   ``parameters``; the executed notebook goes to ``build/<profile>/NN_*.ipynb`` and an HTML
-   rendering beside it;
+   injecting the profile's parameters (``notebooks/profiles.yml``: only what the profile changes,
+   the defaults being those of the cell tagged ``parameters``) after that cell; the executed
+   notebook goes to ``build/<profile>/NN_*.ipynb`` and an HTML rendering beside it;
 3. the notebook records metrics into ``$EVO2KIT_METRICS_DIR`` = ``build/<profile>/metrics``;
    ``$EVO2KIT_OUTPUT_DIR`` = ``build/<profile>`` is where notebooks may leave files for later ones.
 
@@ -49,7 +49,7 @@ from .cli import EX_FAILED, EX_METRICS, EX_OK, ArgumentParser, UsageError, exit_
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-SHARED = "shared"  # profiles.yml key whose values go to every notebook that declares them
+SHARED = "shared"  # a profile's key whose values go to every notebook that declares them
 DEFAULT_MODEL = "evo2kit-tiny"
 _UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")  # left in a value by os.path.expandvars: unset
 
@@ -61,8 +61,9 @@ def notebook_sources(notebooks_dir: Path = NOTEBOOKS) -> dict[str, Path]:
 
 def load_profiles(path: Path = NOTEBOOKS / "profiles.yml") -> dict:
     doc = yaml.safe_load(path.read_text())
-    if not isinstance(doc, dict) or "profiles" not in doc:
-        raise ValueError(f"{path}: expected top-level keys 'defaults' and 'profiles'")
+    if not isinstance(doc, dict) or set(doc) != {"profiles"}:
+        raise ValueError(f"{path}: expected one top-level key, 'profiles' (defaults live in the notebooks' "
+                         "parameters cells)")
     return doc
 
 
@@ -74,6 +75,21 @@ def declared_parameters(nb) -> dict[str, str]:
 
     with _as_file(nb) as path:
         return {name: _type_name(p) for name, p in papermill.inspect_notebook(path).items()}
+
+
+def parameter_defaults(nb) -> dict:
+    """{name: default} of the parameters cell's literal defaults (``seed = 0`` -> 0); a default
+    written as an expression is left out."""
+    import papermill
+
+    out = {}
+    with _as_file(nb) as path:
+        for name, p in papermill.inspect_notebook(path).items():
+            try:
+                out[name] = ast.literal_eval(p["default"])
+            except (ValueError, SyntaxError):
+                pass
+    return out
 
 
 def _type_name(param: dict) -> str:
@@ -111,17 +127,17 @@ def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> Non
 
 def profile_parameters(profiles: dict, profile: str, stem: str, declared: dict | None = None,
                        overrides: dict | None = None) -> dict:
-    """Parameters for one notebook: shared defaults, the profile's shared values, notebook
-    defaults, the profile's notebook values, then ``overrides`` (shared values and overrides
-    only where ``declared``). ``$VARS`` in string values are expanded from the environment.
+    """What the runner injects into one notebook: the profile's shared values, its values for the
+    notebook, then ``overrides`` (shared values and overrides only where ``declared``); anything
+    else keeps the default of the notebook's parameters cell. ``$VARS`` in string values are
+    expanded from the environment.
 
     Raises UsageError for an unknown profile, KeyError for a notebook value the notebook does not declare.
     """
     if profile not in profiles["profiles"]:
         raise UsageError(f"unknown profile {profile!r}; profiles.yml has {', '.join(profiles['profiles'])}")
-    defaults, prof = profiles.get("defaults") or {}, profiles["profiles"][profile] or {}
-    shared = (defaults.get(SHARED) or {}) | (prof.get(SHARED) or {})
-    own = (defaults.get(stem) or {}) | (prof.get(stem) or {})
+    prof = profiles["profiles"][profile] or {}
+    shared, own = prof.get(SHARED) or {}, prof.get(stem) or {}
     overrides = overrides or {}
     if declared is not None:
         unknown = sorted(set(own) - set(declared))
@@ -241,7 +257,8 @@ def run_settings(profile: str, overrides: dict, threads: int) -> dict:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     return {"profile": profile, "overrides": overrides, "seed": overrides.get("seed", 0), "threads": threads,
             "cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
@@ -325,7 +342,8 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
         if unset:
             raise UsageError(f"profile {profile!r}, {stem}: environment variable(s) {', '.join(unset)} not set "
                              "(profiles.yml refers to them, e.g. for the official Evo 2 checkpoints)")
-        plan[stem] = (nb, params)
+        plan[stem] = (nb, params, str(params.get("model_name") or parameter_defaults(nb).get("model_name")
+                                      or DEFAULT_MODEL))
     check_overrides(overrides or {}, declared)
 
     outdir = (Path(out) / profile).resolve()
@@ -361,12 +379,12 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
     import papermill
 
     status, models, timings = EX_OK, {}, []
-    for stem, (nb, params) in plan.items():
+    for stem, (nb, params, model_name) in plan.items():
         (metrics_dir / f"{stem}.json").unlink(missing_ok=True)
         src = outdir / "inputs" / f"{stem}.ipynb"
         nbformat.write(nb, src)
         executed = outdir / f"{stem}.ipynb"
-        models[stem] = str(params.get("model_name", DEFAULT_MODEL))
+        models[stem] = model_name
         print(f"[{profile}] {stem} {json.dumps(params, default=str)}", flush=True)
         t0, cpu0 = time.time(), _children_cpu_s()
         try:
@@ -381,7 +399,8 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
             if executed.is_file():
                 render_html(executed)
             break
-        timings.append({"notebook": stem, "status": "ok", "wall_s": time.time() - t0, "cpu_s": _children_cpu_s() - cpu0})
+        timings.append({"notebook": stem, "status": "ok", "wall_s": time.time() - t0,
+                        "cpu_s": _children_cpu_s() - cpu0})
         print(f"[{profile}] {stem} done in {timings[-1]['wall_s']:.0f}s (CPU {timings[-1]['cpu_s']:.0f}s) -> "
               f"{render_html(executed)}", flush=True)
     return status, models, timings

@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data
+from .files import atomic_write, sha256_file
 from .model import Evo2Config, StripedHyena2, save_pretrained
 
 _PATTERN = ["hcs", "hcm", "hcl", "attn"] * 3
@@ -137,10 +137,9 @@ def evaluate(model: StripedHyena2, windows: torch.Tensor, device) -> float:
 
 
 def save_checkpoint(path: Path, model, opt, step: int, tokens: int, elapsed: float) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
-                "elapsed": elapsed, "config": model.config.to_dict()}, tmp)
-    os.replace(tmp, path)
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
+             "elapsed": elapsed, "config": model.config.to_dict()}
+    atomic_write(path, lambda f: torch.save(state, f), mode="wb")
 
 
 def plot_log(log_csv: Path, out_png: Path) -> None:
@@ -194,7 +193,8 @@ def train(args) -> Path:
 
     train_seqs, val_seq = load_genome(val_bp=args.val_bp)
     sampler = WindowSampler(train_seqs, args.seq_len + 1)
-    val_windows = WindowSampler({"val": val_seq}, args.seq_len + 1).batch(np.random.default_rng(12345), args.val_windows)
+    val_sampler = WindowSampler({"val": val_seq}, args.seq_len + 1)
+    val_windows = val_sampler.batch(np.random.default_rng(12345), args.val_windows)
 
     log_path = out / "log.csv"
     fields = ["step", "tokens", "lr", "loss_bits", "val_bits", "grad_norm", "clip", *[f"gn_{k}" for k in KINDS],
@@ -202,7 +202,8 @@ def train(args) -> Path:
     if not log_path.exists():
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(fields)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
     model.train()
     last_ckpt = session_start = time.time()
     t_start = time.time() - elapsed
@@ -237,7 +238,8 @@ def train(args) -> Path:
         step += 1
         tokens += batch[:, 1:].numel()
         dt = time.time() - t0
-        val_bits = evaluate(model, val_windows, device) if step % args.eval_every == 0 or step == args.steps else float("nan")
+        due = step % args.eval_every == 0 or step == args.steps
+        val_bits = evaluate(model, val_windows, device) if due else float("nan")
         elapsed = time.time() - t_start
         row = [step, tokens, lr, float(loss) / math.log(2), val_bits, total, args.clip, *[norms[k] for k in KINDS],
                norms["hcl_poles_residues"], batch[:, 1:].numel() / dt, elapsed]
@@ -261,14 +263,12 @@ def train(args) -> Path:
 
 def export(run_dir: Path, weights_dir: Path) -> None:
     """Write the run's latest checkpoint into the package as safetensors + JSON, with its sha256."""
-    from .api import sha256_of
-
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     model = StripedHyena2(Evo2Config.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     name = model.config.model_name
     path = save_pretrained(model.eval(), weights_dir, name)
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     (weights_dir / f"{name}.sha256").write_text(f"{digest}  {name}.safetensors\n")
     print(f"exported {name} at step {state['step']} ({state['tokens']:,} tokens; sha256 {digest}) to {weights_dir}")
 

@@ -10,8 +10,6 @@ reference window; a damaging variant should look less likely to the model (delta
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from . import data
+from .files import atomic_write, sha256_json, sha256_lines
 from .tokenizer import reverse_complement as reverse_complement_of
 
 
@@ -43,29 +42,37 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
 
     ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.npy``, written
     atomically) and reused by a later call with the same model weights, dtype, windows and batch
-    size; None computes every time."""
+    size; None computes every time. ``table.attrs["computed"]`` says whether the model scored any
+    strand in this call (False: every strand came from the cache, so its time says nothing)."""
     if not strands or set(strands) - {"+", "-"}:
         raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
     ref_seqs, var_seqs, ref_index = data.variant_windows(df, window, region)
 
+    computed = []  # strands scored by the model here, not read from the cache
+
     def strand(s: str) -> np.ndarray:
-        compute = lambda: delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-")  # noqa: E731
+        def compute():
+            computed.append(s)
+            return delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-")
+
         if cache is None:
             return compute()
         return _cached(Path(cache), _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size, s), compute)
 
     cols = {f"delta{s}": strand(s) for s in strands}
-    return df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
-                     n_unique_ref=len(ref_seqs))
+    table = df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
+                      n_unique_ref=len(ref_seqs))
+    table.attrs["computed"] = bool(computed)
+    return table
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str) -> str:
-    from .embed import _sha256_lines, model_sha256
+    from .embed import model_sha256
 
     params = next(model.model.parameters())
-    identity = [_sha256_lines([*ref_seqs, *var_seqs]), np.asarray(ref_index, np.int64).tolist(), model_sha256(model),
+    identity = [sha256_lines([*ref_seqs, *var_seqs]), np.asarray(ref_index, np.int64).tolist(), model_sha256(model),
                 str(params.dtype), params.device.type, batch_size, strand]
-    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
+    return sha256_json(identity)[:24]
 
 
 def _cached(folder: Path, key: str, compute) -> np.ndarray:
@@ -73,8 +80,6 @@ def _cached(folder: Path, key: str, compute) -> np.ndarray:
     path = folder / f"deltas-{key}.npy"
     if path.is_file():
         return np.load(path)
-    from .embed import atomic_write
-
     values = np.asarray(compute())
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: np.save(f, values), mode="wb")

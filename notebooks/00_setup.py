@@ -24,7 +24,7 @@
 #    (the largest Evo 2) numbers. We count them for each size and compare with the memory at hand.
 
 # %% tags=["parameters"]
-data_dir = ""  # folder with the datasets (empty: $EVO2KIT_DATA_DIR, then the cache, then a download)
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 download = True  # fetch missing datasets from their public source (False: only report them)
 activation_margin = 0.25  # memory for activations on top of the weights, as a fraction of the weights
 models = ["evo2kit-tiny", "evo2_1b_base", "evo2_7b", "evo2_40b"]  # model sizes to check
@@ -33,7 +33,6 @@ models = ["evo2kit-tiny", "evo2_1b_base", "evo2_7b", "evo2_40b"]  # model sizes 
 import importlib.metadata as md
 import os
 import platform
-import sys
 
 import pandas as pd
 import torch
@@ -41,15 +40,15 @@ from IPython.display import Markdown, display
 
 import evo2kit
 from evo2kit import data
-from evo2kit.api import WEIGHTS_DIR, resolve_config
-from evo2kit.model import StripedHyena2
+from evo2kit.api import WEIGHTS_DIR
+from evo2kit.resources import parameter_count, system_memory_bytes
 
-if data_dir:
-    os.environ["EVO2KIT_DATA_DIR"] = data_dir
+if data_dir is not None:
+    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
 print("EVO2KIT_DATA_DIR =", os.environ.get("EVO2KIT_DATA_DIR") or "(not set: cache, then download)")
 
 # %% [markdown]
-# ## 1. Software versions
+# ## 1 · Software versions
 
 # %%
 packages = ["evo2kit", "torch", "numpy", "pandas", "scikit-learn", "tokenizers", "papermill", "jupytext"]
@@ -57,23 +56,12 @@ versions = {"python": platform.python_version()} | {p: md.version(p) for p in pa
 display(pd.Series(versions, name="version").to_frame())
 
 # %% [markdown]
-# ## 2. Hardware
+# ## 2 · Hardware
 #
 # The GPU, if any, decides which Evo 2 models can run at all; the CPU count and memory decide how
 # fast the bundled model runs. `torch.get_num_threads()` is how many cores PyTorch will use.
 
 # %%
-def system_memory_bytes() -> tuple[int, int]:
-    """(total, available) RAM in bytes, from /proc/meminfo (Linux) or sysconf."""
-    try:
-        info = dict(line.split(":", 1) for line in open("/proc/meminfo"))
-        kb = lambda key: int(info[key].split()[0]) * 1024  # noqa: E731
-        return kb("MemTotal"), kb("MemAvailable")
-    except OSError:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return total, total
-
-
 ram_total, ram_available = system_memory_bytes()
 gpu = torch.cuda.get_device_properties(0) if torch.cuda.is_available() else None
 hardware = {
@@ -88,7 +76,7 @@ hardware = {
 display(pd.Series(hardware, name="value").to_frame())
 
 # %% [markdown]
-# ## 3. Datasets: fetch and verify
+# ## 3 · Datasets: fetch and verify
 #
 # `evo2kit.data.DATASETS` lists every file the tutorials use with its source and hash. `fetch(name)`
 # returns a verified local copy (looking in `$EVO2KIT_DATA_DIR`, then the cache, then downloading);
@@ -99,7 +87,8 @@ rows = []
 for name, ds in data.DATASETS.items():
     try:
         path = data.fetch(name, download=download)
-        rows.append({"dataset": name, "status": "verified", "MB": round(path.stat().st_size / 1e6, 1), "path": str(path)})
+        rows.append({"dataset": name, "status": "verified", "MB": round(path.stat().st_size / 1e6, 1),
+                     "path": str(path)})
     except FileNotFoundError as e:
         rows.append({"dataset": name, "status": "missing", "MB": None, "path": str(e).splitlines()[0]})
 datasets = pd.DataFrame(rows)
@@ -108,21 +97,15 @@ n_verified = int((datasets["status"] == "verified").sum())
 print(f"{n_verified} of {len(datasets)} datasets verified")
 
 # %% [markdown]
-# ## 4. Which model sizes fit here?
+# ## 4 · Which model sizes fit here?
 #
-# We build each architecture on PyTorch's `meta` device: the layers exist with their shapes but no
+# `parameter_count` builds each architecture on PyTorch's `meta` device: the layers exist with their shapes but no
 # memory behind them, so even the 40B model is counted in a fraction of a second. For inference the
 # weights are stored in bfloat16 (2 bytes per number; our small model uses float32, 4 bytes), and the
 # activations need room on top (`activation_margin`, more for long sequences, see notebook 05).
 # The memory to compare with is the GPU's when there is one, else the free RAM.
 
 # %%
-def parameter_count(name: str) -> int:
-    config, _ = resolve_config(name)
-    with torch.device("meta"):
-        return StripedHyena2(config).num_params()
-
-
 budget = gpu.total_memory if gpu else ram_available
 fit_rows = []
 for name in models:
@@ -143,7 +126,7 @@ display(fits)
 # parameters and trained on human chr20 and chrX.
 
 # %% [markdown]
-# ## 5. The bundled model's card
+# ## 5 · The bundled model's card
 
 # %%
 card = WEIGHTS_DIR / "MODEL_CARD.md"
@@ -161,3 +144,15 @@ evo2kit.record_metrics("00_setup", {
     "evo2_7b_params_billions": parameter_count("evo2_7b") / 1e9,
     "evo2_40b_params_billions": parameter_count("evo2_40b") / 1e9,
 })
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# - **Datasets**: every later notebook reads them; a dataset reported missing stops the notebook
+#   that needs it (with the file name and where to get it), and a verified one is byte-for-byte
+#   the file the expected results were measured on.
+# - **Parameter counts** are exact for each architecture (they do not depend on this machine):
+#   about 1.4 M for `evo2kit-tiny`, 6.6 B for Evo 2 7B, 41 B for Evo 2 40B. The `fits` column
+#   compares weights plus `activation_margin` with this machine's memory; it is a lower bound on
+#   what a run needs (long sequences need more, notebook 05). On a machine without a GPU only the
+#   bundled model runs at a useful speed, which is why the `smoke` and `cpu` profiles use it.

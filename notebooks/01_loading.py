@@ -22,12 +22,12 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
-model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+model_weights = None  # path to an official checkpoint (.pt) for a published model_name
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-official_model = ""  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
-official_weights = ""  # its official checkpoint (.pt); both need a CUDA GPU
-data_dir = ""  # folder with the datasets (empty: $EVO2KIT_DATA_DIR, then the cache, then a download)
+official_model = None  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
+official_weights = None  # its official checkpoint (.pt); both need a CUDA GPU
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 window = 8192  # bp of the BRCA1 window used for scoring and tokenizer comparisons
 bpe_train_bp = 1_000_000  # bp of chr20 to train the BPE tokenizer on
 bpe_vocab_size = 4096
@@ -49,22 +49,21 @@ from evo2kit import data
 from evo2kit.model import Evo2Config, StripedHyena2
 
 torch.manual_seed(seed)
-device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
-if data_dir:
-    os.environ["EVO2KIT_DATA_DIR"] = data_dir
+if data_dir is not None:
+    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
 
 # %% [markdown]
-# ## 1. Load the bundled model
+# ## 1 · Load the bundled model
 #
 # `evo2kit.load_model()` reads the bundled weights, checks their SHA-256 against the shipped one
 # (a damaged file fails loudly) and returns an object shaped like the official `evo2.Evo2`.
 
 # %%
-model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device, dtype=torch_dtype)
+model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
 print(f"{model.name}: {model.model.num_params():,} parameters on {model.device}, weights sha256 {model.weights_sha256}")
-print({k: v for k, v in model.config.to_dict().items() if k in
-       ("hidden_size", "num_layers", "hcs_layer_idxs", "hcm_layer_idxs", "hcl_layer_idxs", "attn_layer_idxs", "max_seqlen")})
+shown = ("hidden_size", "num_layers", "hcs_layer_idxs", "hcm_layer_idxs", "hcl_layer_idxs", "attn_layer_idxs",
+         "max_seqlen")
+print({k: v for k, v in model.config.to_dict().items() if k in shown})
 
 # %% [markdown]
 # ### The official Evo 2, through both backends
@@ -106,7 +105,7 @@ else:
         print(f"torch - vortex: {backend_scores['torch'] - backend_scores['vortex']:+.4f} nats/base")
 
 # %% [markdown]
-# ## 2. The tokenizer: one base, one token
+# ## 2 · The tokenizer: one base, one token
 #
 # Evo 2 reads raw bytes: each letter's token id is its ASCII code (A=65, C=67, G=71, T=84).
 # Two ids never come from a letter: **0 = end of sequence (EOS/EOD)** and **1 = padding**.
@@ -126,7 +125,7 @@ except ValueError as e:
     print("ValueError:", e)
 
 # %% [markdown]
-# ## 3. Batches of unequal length: padding with masks, or packing
+# ## 3 · Batches of unequal length: padding with masks, or packing
 #
 # Sequences in a batch must have one length. **Padding** appends the pad id (1, never 0: 0 means
 # "end of sequence" to the model) and keeps a mask of the real positions. Evo 2 is causal (position
@@ -164,7 +163,7 @@ pack_diff = float((second - alone[1]).abs().max())
 print(f"packed: sequence 2 after sequence 1 vs alone: max |difference| = {pack_diff:.2e} (context leaks across EOS)")
 
 # %% [markdown]
-# ## 4. Characters vs byte-pair encoding (BPE)
+# ## 4 · Characters vs byte-pair encoding (BPE)
 #
 # Models such as DNABERT-2 merge frequent strings of bases into single tokens (byte-pair encoding),
 # so a sequence takes ~5x fewer tokens. The price: where the token boundaries fall depends on the
@@ -207,7 +206,7 @@ plt.title("BPE token lengths (character-level: always 1)")
 plt.show()
 
 # %% [markdown]
-# ## 5. Layer names: where embeddings come from
+# ## 5 · Layer names: where embeddings come from
 #
 # A model is a stack of **blocks**; each block mixes information along the sequence (a Hyena
 # convolution, short `hcs`, medium `hcm` or long `hcl`, or attention `attn`) and then transforms
@@ -230,7 +229,7 @@ print(pd.DataFrame({"block": range(model.config.num_layers),
 print("submodules of one block:", [n for n, _ in model.model.blocks[0].named_modules() if n])
 
 # %% [markdown]
-# ## 6. Scoring a sequence
+# ## 6 · Scoring a sequence
 #
 # The score is the mean log-likelihood per base (natural log): the average over positions of
 # log P(true next base | everything before). A uniform guess over A/C/G/T gives ln(1/4) = -1.386;
@@ -244,7 +243,7 @@ real_score, shuffled_score = model.score_sequences([ref_w, shuffled], batch_size
 print(f"BRCA1 window: {real_score:.4f} nats/base; shuffled: {shuffled_score:.4f}; uniform: {np.log(0.25):.4f}")
 
 # %% [markdown]
-# ## 7. Generating sequence
+# ## 7 · Generating sequence
 #
 # Generation repeats "predict the next base, sample it, append it". `top_k` limits sampling to the
 # k most likely bases, `temperature` sharpens (<1) or flattens (>1) the distribution.
@@ -270,3 +269,21 @@ evo2kit.record_metrics("01_loading", {
     "generated_bases": len(new),
     "generated_gc": gc_generated,
 })
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# - **Padding** changes nothing on the real positions of a causal model (the difference is zero
+#   or float rounding), so batches of unequal length are safe as long as averages skip the
+#   padding; **packing** changes the later sequences (a difference of about 3 on `evo2kit-tiny`,
+#   against zero for padding): use it only where context from the previous sequence is wanted.
+# - **BPE** packs about five bases into a token here, and one changed base re-cuts one or more
+#   tokens: the reason Evo 2 reads single bases.
+# - **Scores**: on `evo2kit-tiny` the BRCA1 window scores about -1.05 nats/base (cpu profile
+#   runs), above the uniform -1.386 and a few tenths above its own shuffled bases: the model has
+#   learnt local structure of DNA beyond composition. That is not the same as knowing what a
+#   variant does (notebook 03). On an Evo 2 checkpoint the same cells give that model's numbers;
+#   compare them with the shuffled baseline, not with each other across windows.
+# - **Generation** shows the mechanics (sampling, `top_k`, `temperature`). A GC content far from
+#   the prompt's would show a model that has not even learnt composition; a close one says
+#   little about whether the sequence would function.

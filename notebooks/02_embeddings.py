@@ -1,16 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
@@ -26,20 +23,20 @@
 #
 # This notebook prepares those features for the 3,893 BRCA1 variants of Findlay et al. (2018):
 #
-# 1. the variant table and a window of genome around each variant;
-# 2. **every layer in one pass**, written to an on-disk store that survives interruptions;
-# 3. **pooling**: four ways to turn an `L x d` matrix into one vector, side by side;
-# 4. a **PCA** picture of the embeddings, coloured by functional class;
-# 5. the **cost** of the widely copied recipe that runs the model once per layer, measured
+# 1. the variant table, a window of genome around each variant, and **every layer in one pass**,
+#    written to an on-disk store that survives interruptions;
+# 2. **pooling**: four ways to turn an `L x d` matrix into one vector, side by side;
+# 3. a **PCA** picture of the embeddings, coloured by functional class;
+# 4. the **cost** of the widely copied recipe that runs the model once per layer, measured
 #    against the single pass.
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
-model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+model_weights = None  # path to an official checkpoint (.pt) for a published model_name
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # None: $EVO2KIT_DATA_DIR, else the download cache
-store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (the runner's build/<profile>), else build/embeddings
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
+store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (the runner's), else ~/.cache/evo2kit/embeddings
 window = 1024  # bp of genome around each variant (the Evo 2 notebook uses 8,192)
 n_variants = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
 layer_ids = None  # None: every block; or block indices, e.g. [2, 5, 8, 11]
@@ -53,7 +50,6 @@ seed = 0
 # %%
 import os
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -65,16 +61,18 @@ from sklearn.preprocessing import StandardScaler
 
 import evo2kit
 from evo2kit import embed, probes
-from evo2kit.data import load_brca1, variant_windows
+from evo2kit.data import variant_windows
 from evo2kit.zero_shot import stratified_subset
 
 if data_dir is not None:
     os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
+model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, width {model.config.hidden_size}")
 
 # %% [markdown]
-# ## 1 · Variants and windows
+# ## 1 · Variants, windows, and every layer in one pass
 #
 # Findlay et al. edited every possible single-base change into 13 exons of BRCA1 in human
 # cells and measured how well the cells survived. Each variant is `FUNC` (functional),
@@ -85,15 +83,27 @@ sns.set_theme(style="whitegrid", context="notebook")
 # genome centred on it: the **reference** window and the same window with the one base
 # changed (the **variant** window). Neighbouring variants (up to three at each position)
 # share their reference window, which is computed once.
+#
+# Hooks on every layer collect each layer's output during **one** forward pass per batch of
+# windows. Batches are padded with the pad token (id 1, not the end-of-sequence id 0) and the
+# pooling only averages real bases. `embed.brca1_embeddings` keeps the result in an on-disk store,
+# one `.npy` file per layer plus a manifest, in a folder named after everything that changes its
+# content (model weights, window, variants, layers, pooling, batch size). If the run is
+# interrupted, rerunning the same cell computes only the missing batches; other settings get
+# another store.
 
 # %%
-df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
-y = (df["class"] == "LOF").to_numpy(np.int64)
-windows = variant_windows(df, window)
+t0 = time.perf_counter()
+emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root)
+extract_s = time.perf_counter() - t0
+df, y, windows, layers, feats = emb.variants, emb.is_lof, emb.windows, emb.layers, emb.features
 n_windows = len(windows.ref_seqs) + len(windows.var_seqs)
+mid = layers[len(layers) // 2]  # a middle layer: the usual best guess before a sweep (notebook 04)
 print(f"{len(df):,} SNVs ({y.sum():,} LOF, {(1 - y).sum():,} FUNC/INT) at {df.pos.nunique():,} positions")
 print(f"{len(windows.ref_seqs):,} distinct {window:,}-bp reference windows + {len(windows.var_seqs):,} variant windows "
       f"= {n_windows * window / 1e6:.1f} M bases to read")
+print(f"{len(layers)} layers ({layers[0]} ... {layers[-1]}) in {extract_s:.0f} s "
+      f"({n_windows * window / extract_s:,.0f} bases/s; ~0 s means the store was already complete)\nstore: {emb.store}")
 df.head()
 
 # %%
@@ -102,32 +112,7 @@ sns.stripplot(data=df, x="pos", y="class", hue="class", size=2.5, jitter=0.3, ax
 ax.set(xlabel="hg19 position on chromosome 17", ylabel="", title="Where the variants are: 13 exons of BRCA1")
 plt.show()
 
-# %% [markdown]
-# ## 2 · Every layer, one pass, into an on-disk store
-#
-# Hooks on every layer collect each layer's output during **one** forward pass per batch of
-# windows. Batches are padded with the pad token (id 1, not the end-of-sequence id 0) and the
-# pooling only averages real bases. The store keeps one `.npy` file per layer plus a manifest;
-# if the run is interrupted, rerunning the same cell computes only the missing batches, and a
-# store made with other settings is refused rather than silently mixed.
-
 # %%
-device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
-                           dtype=None if dtype == "auto" else getattr(torch, dtype))
-layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
-mid = layers[len(layers) // 2]  # a middle layer: the usual best guess before a sweep (notebook 04)
-store_root = Path(store_root or Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "embeddings")
-store = store_root / embed.store_name(model, windows, layers, pooling, batch_size)
-print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, width {model.config.hidden_size}")
-print(f"{len(layers)} layers: {layers[0]} ... {layers[-1]}\nstore: {store}")
-
-# %%
-t0 = time.perf_counter()
-feats = embed.variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,
-                               progress=True)
-extract_s = time.perf_counter() - t0
-print(f"{extract_s:.0f} s ({n_windows * window / extract_s:,.0f} bases/s; ~0 s means the store was already complete)")
 pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} for layer, f in feats.items()}).T.head()
 
 # %% [markdown]
@@ -136,7 +121,7 @@ pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} fo
 # touching the model.
 
 # %% [markdown]
-# ## 3 · Pooling: one vector per window
+# ## 2 · Pooling: one vector per window
 #
 # A window of `L` bases gives `L` vectors per layer; a classifier wants one. The choices:
 #
@@ -179,7 +164,8 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 sns.boxplot(data=change, x="pooling", y="relative change", ax=axes[0], showfliers=False)
 axes[0].set(yscale="log", title=f"How far one base moves the vector ({mid})", xlabel="")
 axes[1].errorbar(pooling_table.index, pooling_table["AUROC"],
-                 yerr=[pooling_table["AUROC"] - pooling_table["CI low"], pooling_table["CI high"] - pooling_table["AUROC"]],
+                 yerr=[pooling_table["AUROC"] - pooling_table["CI low"],
+                       pooling_table["CI high"] - pooling_table["AUROC"]],
                  fmt="o", capsize=4)
 axes[1].axhline(0.5, color="grey", ls="--", lw=1)
 axes[1].set(ylabel="AUROC (LOF), 95% CI", title=f"Logistic probe on variant − reference, n={len(sub)}")
@@ -193,7 +179,7 @@ plt.show()
 # store's pooling; set `pooling = "window:8"` here and there to try another).
 
 # %% [markdown]
-# ## 4 · A picture: PCA of the embeddings
+# ## 3 · A picture: PCA of the embeddings
 #
 # PCA finds the directions along which the vectors vary most and draws the first two.
 # On the left, each variant window's embedding: it mostly records *where in the gene* the
@@ -222,7 +208,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 5 · What the per-layer recipe costs
+# ## 4 · What the per-layer recipe costs
 #
 # A widely read tutorial extracts 25 layers by running the model 25 times, once per layer,
 # on the reference and again on the variant window of every variant: 50 forward passes per
@@ -231,31 +217,17 @@ plt.show()
 # first few variants, timed, and checked to give the same numbers.
 
 # %%
-def per_layer_recipe(model, ref_seqs, var_seqs, layers, batch_size):
-    """The recipe being replaced: for each layer, a forward of every reference and every variant
-    window (batches of ``batch_size``) keeping only that layer, mean-pooled -> {layer: (2N, d)}."""
-    seqs = list(ref_seqs) + list(var_seqs)
-    out = {}
-    for layer in layers:
-        rows = []
-        for i in range(0, len(seqs), batch_size):
-            ids, _ = model.tokenizer.encode_batch(seqs[i:i + batch_size])  # equal lengths: no padding
-            _, emb = model(ids, return_embeddings=True, layer_names=[layer])
-            rows.append(emb[layer].float().mean(1).cpu().numpy())
-        out[layer] = np.concatenate(rows)
-    return out
-
-
 tw = variant_windows(df.head(n_timing), window)
 refs_per_variant = [tw.ref_seqs[j] for j in tw.ref_index]
 t0 = time.perf_counter()
-recipe = per_layer_recipe(model, refs_per_variant, tw.var_seqs, layers, batch_size)
+recipe = embed.per_layer_recipe(model, refs_per_variant + list(tw.var_seqs), layers, batch_size)
 recipe_s = time.perf_counter() - t0
 t0 = time.perf_counter()
 ours = embed.variant_features(model, tw, layers, pooling="mean", batch_size=batch_size)
 ours_s = time.perf_counter() - t0
 
-max_diff = max(np.abs(recipe[l] - np.concatenate([ours[l]["ref"], ours[l]["var"]])).max() for l in layers)
+max_diff = max(np.abs(recipe[layer] - np.concatenate([ours[layer]["ref"], ours[layer]["var"]])).max()
+               for layer in layers)
 forwards_recipe = len(layers) * 2 * len(tw.var_seqs)
 forwards_ours = len(tw.ref_seqs) + len(tw.var_seqs)
 speedup = recipe_s / ours_s

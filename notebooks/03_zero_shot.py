@@ -28,11 +28,11 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
-model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+model_weights = None  # path to an official checkpoint (.pt) for a published model_name
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; needed for FP8 models such as evo2_1b_base)
-data_dir = ""  # folder with the datasets (empty: $EVO2KIT_DATA_DIR, then the cache, then a download)
+backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; for evo2_1b_base's FP8)
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
 window = 2048  # bp around each SNV, for every selected variant
 compare_windows = [512, 8192]  # other window sizes, scored on a subset
@@ -40,7 +40,7 @@ n_compare = 200  # variants in that subset (also used for reverse-complement ave
 batch_size = 8
 n_boot = 1000  # bootstrap resamples for the AUROC interval
 seed = 0
-score_cache = None  # a folder to keep the deltas in and reuse them (same model, windows, batch size); None: always compute
+score_cache = None  # a folder to keep the deltas in and reuse (same model, windows, batch size); None: always compute
 
 # %%
 import os
@@ -49,25 +49,21 @@ import time
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
 
 import evo2kit
 from evo2kit import data, plots
 from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
 
-device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
-if data_dir:
-    os.environ["EVO2KIT_DATA_DIR"] = data_dir
+if data_dir is not None:
+    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
 if backend == "vortex":  # the official evo2.Evo2: same score_sequences(), used by every cell below
-    model = evo2kit.load_model(model_name, local_path=model_weights or None, backend="vortex")
+    model = evo2kit.load_model(model_name, local_path=model_weights, backend="vortex")
 else:
-    model = evo2kit.load_model(model_name, local_path=model_weights or None, backend=backend, device=device,
-                               dtype=torch_dtype)
+    model = evo2kit.load_model(model_name, local_path=model_weights, backend=backend, device=device, dtype=dtype)
 print(f"{model_name} ({backend} backend): {sum(p.numel() for p in model.model.parameters()):,} parameters")
 
 # %% [markdown]
-# ## 1. The variants
+# ## 1 · The variants
 #
 # 3,893 SNVs, each with a measured function score. FUNC and INT (intermediate) are merged into
 # FUNC/INT, as in the Evo 2 paper; LOF is the class to detect.
@@ -80,7 +76,7 @@ print(variants["class"].value_counts().to_string())
 variants.head()
 
 # %% [markdown]
-# ## 2. Windows and scores
+# ## 2 · Windows and scores
 #
 # For each SNV we cut a window of the reference genome centred on it, and the same window with the
 # base substituted. Several SNVs sit at the same position (three possible alternative bases), so
@@ -94,11 +90,15 @@ print(f"{len(var_seqs)} variant windows share {len(ref_seqs)} unique reference w
 t0 = time.time()
 table = variant_deltas(model, variants, window, batch_size=batch_size, cache=score_cache)
 elapsed = time.time() - t0
-tokens_per_s = (len(ref_seqs) + len(var_seqs)) * window / elapsed
-print(f"scored {len(ref_seqs) + len(var_seqs)} windows in {elapsed:.0f}s ({tokens_per_s:,.0f} tokens/s)")
+speed = {}  # a throughput only when the model scored the windows here (not read from score_cache)
+if table.attrs["computed"]:
+    speed["tokens_per_s"] = (len(ref_seqs) + len(var_seqs)) * window / elapsed
+    print(f"scored {len(ref_seqs) + len(var_seqs)} windows in {elapsed:.0f}s ({speed['tokens_per_s']:,.0f} tokens/s)")
+else:
+    print(f"{len(ref_seqs) + len(var_seqs)} windows' scores read from the cache in {score_cache}")
 
 # %% [markdown]
-# ## 3. Does delta differ by class?
+# ## 3 · Does delta differ by class?
 #
 # Each dot is a variant. If the model has learned something relevant, LOF variants sit lower
 # (more negative delta: the variant makes the sequence less likely).
@@ -111,7 +111,7 @@ plt.show()
 print(table.groupby("class")["delta"].describe().to_string())
 
 # %% [markdown]
-# ## 4. AUROC with a bootstrap interval
+# ## 4 · AUROC with a bootstrap interval
 #
 # The ROC curve shows, for every threshold on `-delta`, the fraction of LOF variants caught (true
 # positive rate) against the fraction of FUNC/INT variants wrongly flagged. Its area is the AUROC.
@@ -126,7 +126,7 @@ plots.roc_curves({f"{window} bp": (is_lof, -table["delta"])})
 plt.show()
 
 # %% [markdown]
-# ## 5. Both strands: reverse-complement averaging
+# ## 5 · Both strands: reverse-complement averaging
 #
 # DNA is double-stranded and a gene can be read on either strand; the model reads left to right, so
 # the same variant scored on the reverse complement sees a different context (what came "after" is
@@ -145,7 +145,7 @@ plots.roc_curves({f"{k} strand" if k != "average" else "average": (y_sub, -both[
 plt.show()
 
 # %% [markdown]
-# ## 6. How much context? Windows of several sizes
+# ## 6 · How much context? Windows of several sizes
 #
 # A longer window gives the model more context around the variant, at a cost linear in its length
 # (our model was trained on 2,048-bp windows; Evo 2 uses 8,192 bp in the published benchmark).
@@ -156,13 +156,14 @@ by_window = []
 for w in sizes:
     t = table.loc[subset.index] if w == window else variant_deltas(model, subset, w, batch_size=batch_size,
                                                                    cache=score_cache)
-    a, l, h = auroc_ci(y_sub, -t["delta"], n_boot=n_boot, seed=seed)
-    by_window.append({"window": w, "AUROC": a, "low": l, "high": h})
+    a, low, high = auroc_ci(y_sub, -t["delta"], n_boot=n_boot, seed=seed)
+    by_window.append({"window": w, "AUROC": a, "low": low, "high": high})
 by_window = pd.DataFrame(by_window)
 print(by_window.round(3).to_string(index=False))
 ax = sns.pointplot(data=by_window, x="window", y="AUROC", linestyle="none")
 ax.errorbar(range(len(by_window)), by_window["AUROC"],
-            yerr=[by_window["AUROC"] - by_window["low"], by_window["high"] - by_window["AUROC"]], fmt="none", color="C0")
+            yerr=[by_window["AUROC"] - by_window["low"], by_window["high"] - by_window["AUROC"]],
+            fmt="none", color="C0")
 ax.axhline(0.5, color="grey", ls="--", lw=0.8)
 ax.set(xlabel="window (bp)", ylabel=f"AUROC on {len(subset)} variants")
 plt.show()
@@ -177,7 +178,7 @@ evo2kit.record_metrics("03_zero_shot", {
     "auroc_subset_plus": rc["plus"][0],
     "auroc_subset_rc_average": rc["average"][0],
     **{f"auroc_subset_w{int(r.window)}": r.AUROC for r in by_window.itertuples()},
-    "tokens_per_s": tokens_per_s,
+    **speed,
 })
 
 # %% [markdown]

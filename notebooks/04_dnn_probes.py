@@ -1,16 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
@@ -39,11 +36,11 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
-model_weights = ""  # path to an official checkpoint (.pt) for a published model_name
+model_weights = None  # path to an official checkpoint (.pt) for a published model_name
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # None: $EVO2KIT_DATA_DIR, else the download cache
-store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (where notebook 02 left it), else build/embeddings
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
+store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (02's), else ~/.cache/evo2kit/embeddings
 window = 1024  # these six must equal notebook 02's for its store to be reused (else it is computed here)
 n_variants = None
 layer_ids = None
@@ -64,7 +61,6 @@ probe_seeds = 3  # DNN probes per layer and split (seeds seed * probe_seeds + 0,
 
 # %%
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -74,8 +70,7 @@ import torch
 
 import evo2kit
 from evo2kit import embed, probes
-from evo2kit.data import load_brca1, variant_windows
-from evo2kit.zero_shot import stratified_subset, variant_deltas
+from evo2kit.zero_shot import variant_deltas
 
 if data_dir is not None:
     os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
@@ -85,24 +80,16 @@ sns.set_theme(style="whitegrid", context="notebook")
 # %% [markdown]
 # ## 1 · Variants, labels and embeddings
 #
-# The same variants and windows as notebook 02. The embeddings come from its on-disk store;
-# if that store is missing (this notebook run on its own), the same call computes it.
+# The same variants and windows as notebook 02, through the same call: the embeddings come from
+# its on-disk store; if that store is missing (this notebook run on its own), the call computes it.
 
 # %%
-df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
-y = (df["class"] == "LOF").to_numpy(np.int64)
-windows = variant_windows(df, window)
-device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
-                           dtype=None if dtype == "auto" else getattr(torch, dtype))
-layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
-store_root = Path(store_root or Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "embeddings")
-store = store_root / embed.store_name(model, windows, layers, pooling, batch_size)
-feats = embed.variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,
-                               progress=True)
-features = {layer: embed.probe_features(f["ref"], f["var"], kind="concat") for layer, f in feats.items()}
+model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root)
+df, y, windows, layers = emb.variants, emb.is_lof, emb.windows, emb.layers
+features = {layer: embed.probe_features(f["ref"], f["var"], kind="concat") for layer, f in emb.features.items()}
 print(f"{len(df):,} variants ({y.mean():.1%} LOF); {len(layers)} layers of features {features[layers[0]].shape} "
-      f"from {store}")
+      f"from {emb.store}")
 
 # %% [markdown]
 # Each variant's features are its reference-window embedding and its variant-window
@@ -129,7 +116,8 @@ split_table = pd.DataFrame({name: {
 split_table
 
 # %%
-gaps = pd.concat([pd.DataFrame({"split": name, "bp to nearest training variant": probes.distance_to_training(pos, s) + 1})
+gaps = pd.concat([pd.DataFrame({"split": name,
+                               "bp to nearest training variant": probes.distance_to_training(pos, s) + 1})
                   for name, s in splits.items()])
 ax = sns.histplot(data=gaps, x="bp to nearest training variant", hue="split", log_scale=True, element="step",
                   common_norm=False, stat="percent")
@@ -251,13 +239,15 @@ print(f"one DNN probe's test AUROC moves by {seed_sd:.3f} (sd over {probe_seeds}
 # split. Averaged over the layers, this no longer hinges on which layer happens to win.
 
 # %%
-gap = pd.DataFrame({probe: probes.split_gap(sweep, "random", "grouped by position", probe) for probe in ("dnn", "logreg")})
+gap = pd.DataFrame({probe: probes.split_gap(sweep, "random", "grouped by position", probe)
+                    for probe in ("dnn", "logreg")})
 gap.index = gap.index.map(layer_index)
 ax = gap.plot.bar(figsize=(10, 3.2), rot=0)
 onehot_gap = probes.split_gap(baselines.dropna(subset=["n_seeds"]), "random", "grouped by position", "dnn").item()
 ax.axhline(onehot_gap, color="grey", ls=":", label=f"one-hot ±{flank} bp (dnn)")
 ax.axhline(0, color="black", lw=0.6)
-ax.set(xlabel="layer (block index)", ylabel="random − grouped AUROC", title="How much the random split flatters each probe")
+ax.set(xlabel="layer (block index)", ylabel="random − grouped AUROC",
+       title="How much the random split flatters each probe")
 ax.legend(fontsize=8)
 plt.show()
 gap.agg(["mean", "min", "max"]).round(3)
@@ -285,10 +275,8 @@ final.pivot_table(index=["features", "probe"], columns="split", values="test AUR
 
 # %%
 def pick(frame, split, **where):
-    rows = frame[frame.split == split]
-    for column, value in where.items():
-        rows = rows[rows[column] == value]
-    return rows.iloc[0]
+    """The first row of ``frame`` on ``split`` whose columns equal ``where``."""
+    return frame[(frame.split == split) & (frame[list(where)] == pd.Series(where)).all(axis=1)].iloc[0]
 
 
 metrics = {"n_variants": len(df), "n_layers": len(layers), "n_probe_seeds": len(seeds),

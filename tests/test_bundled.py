@@ -24,6 +24,16 @@ def test_default_model_is_the_bundled_trained_one():
     assert evo2kit.load_model("evo2kit-tiny").weights_sha256 == expected
 
 
+def test_notebook_parameters_go_in_as_they_are():
+    """A notebook's strings ("auto", a dtype name) and None for "not set" mean what load_model's defaults mean."""
+    dtypes = lambda m: {p.dtype for p in m.model.parameters()}  # noqa: E731
+    default = evo2kit.load_model()
+    as_in_a_notebook = evo2kit.load_model("evo2kit-tiny", local_path=None, device="auto", dtype="auto")
+    assert as_in_a_notebook.device == default.device and dtypes(as_in_a_notebook) == dtypes(default)
+    assert torch.bfloat16 in dtypes(evo2kit.load_model(device="cpu", dtype="bfloat16"))
+    assert api.resolve_dtype("auto") is None
+
+
 def test_damaged_weights_are_refused(tmp_path, monkeypatch):
     src = api.BUNDLED["evo2kit-tiny"]
     for suffix in (".safetensors", ".json", ".sha256"):

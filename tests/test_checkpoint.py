@@ -330,7 +330,8 @@ def test_loading_a_7b_shaped_checkpoint_costs_about_its_file_size(tmp_path):
     fixed = bench_fp8.load_peak_bytes(small_yml, small_pt, "bfloat16")
     peak = bench_fp8.load_peak_bytes(yml, pt, "bfloat16")
     ratio = (peak - fixed) / size
-    print(f"file {size / 2**20:.0f} MiB, load peak - baseline {peak / 2**20:.0f} MiB, fixed cost {fixed / 2**20:.0f} MiB: "
+    print(f"file {size / 2**20:.0f} MiB, load peak - baseline {peak / 2**20:.0f} MiB, "
+          f"fixed cost {fixed / 2**20:.0f} MiB: "
           f"{ratio:.2f} x file size")
     assert ratio <= 1.2
     os.remove(pt)

@@ -338,12 +338,31 @@ def test_store_name_follows_every_input_that_changes_the_content(model):
     assert name == store_name(model, windows, layers, "mean", 8)
     assert name.startswith(f"{model.name}-") and "_w10_n3_mean_" in name
     other_seqs = (windows[0], ["ACGAACGTAC", "TTGACGAGTA", "ACGTCGGTAC"], windows[2])
-    others = [store_name(model, other_seqs, layers, "mean", 8), store_name(model, windows, layers + ["blocks.1.mlp.l3"], "mean", 8),
+    others = [store_name(model, other_seqs, layers, "mean", 8),
+              store_name(model, windows, layers + ["blocks.1.mlp.l3"], "mean", 8),
               store_name(model, windows, layers, "last", 8), store_name(model, windows, layers, "mean", 4),
               store_name(model, (windows[0], windows[1], np.array([0, 1, 1])), layers, "mean", 8)]
     assert len({name, *others}) == 6
     with pytest.raises(ValueError, match="pooling"):
         store_name(model, windows, layers, "median", 8)
+
+
+def test_brca1_embeddings_one_store_per_setting(model, tmp_path, real_dir):
+    """Notebooks 02 and 04's call: the same settings read the same store; another seed (another
+    subset) or another layer list gets its own store instead of colliding with the first."""
+    call = dict(window=64, n_variants=12, seed=0, layer_ids=[0, 2], batch_size=4, store_root=tmp_path, progress=False)
+    first = embed.brca1_embeddings(model, **call)
+    assert first.layers == ["blocks.0.mlp.l3", "blocks.2.mlp.l3"] and first.store.parent == tmp_path
+    assert list(first.variants.index) == list(range(len(first.variants))) and len(first.is_lof) == len(first.variants)
+    np.testing.assert_array_equal(first.is_lof, (first.variants["class"] == "LOF").to_numpy())
+    want = variant_features(model, variant_windows(first.variants, 64), first.layers, pooling="mean", batch_size=4)
+    for layer in first.layers:
+        assert_close(first.features[layer]["var"], want[layer]["var"])
+    again = embed.brca1_embeddings(model, **call)
+    assert again.store == first.store
+    others = [embed.brca1_embeddings(model, **(call | change)).store
+              for change in ({"seed": 1}, {"layer_ids": [0, 3]}, {"pooling": "last"})]
+    assert len({first.store, *others}) == 4 and all(s.is_dir() for s in others)
 
 
 # --------------------------------------------------------------------------- one writer, faults, damage

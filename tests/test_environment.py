@@ -44,7 +44,8 @@ def environment_problems(pyproject: dict, env: dict, makefile: str) -> list[str]
         problems.append(f"conda section must pin python once as 'python=3.X', found {pythons}")
     else:
         version = pythons[0].split("=")[-1].strip()
-        if not SpecifierSet(project["requires-python"]).contains(version + ".0" if version.count(".") == 1 else version):
+        full = version + ".0" if version.count(".") == 1 else version
+        if not SpecifierSet(project["requires-python"]).contains(full):
             problems.append(f"python={version} is outside requires-python {project['requires-python']!r}")
     if "pip" not in conda:
         problems.append("conda section must list 'pip'")
@@ -93,10 +94,12 @@ def test_environment_yml_agrees_with_pyproject_and_makefile(files):
 def test_the_check_catches_each_kind_of_drift(files):
     pyproject, _, makefile = files
     torch_spec = makefile_torch_spec(makefile)
-    bad = {"dependencies": ["python=3.10", "numpy>=1.26", {"pip": [torch_spec.replace("==", "==1."), "-e .[gpu]", "pandas"]}]}
+    pip = [torch_spec.replace("==", "==1."), "-e .[gpu]", "pandas"]
+    bad = {"dependencies": ["python=3.10", "numpy>=1.26", {"pip": pip}]}
     problems = "\n".join(environment_problems(pyproject, bad, makefile))
     for expected in ("python=3.10 is outside", "must list 'pip'", "lists 'numpy>=1.26'",
-                     "must include the test extra", "no extra 'gpu'", "lists 'pandas'", "but the Makefile's TORCH_SPEC"):
+                     "must include the test extra", "no extra 'gpu'", "lists 'pandas'",
+                     "but the Makefile's TORCH_SPEC"):
         assert expected in problems
     no_pip = {"dependencies": ["python=3.11", "pip"]}
     problems = "\n".join(environment_problems(pyproject, no_pip, makefile))

@@ -19,9 +19,10 @@ def infos(n):
 
 
 def test_ranges_from_runs():
-    runs = [{"04_dnn_probes": {"n_variants": 3893, "n_reference_windows": 100 + i, "dnn_auroc_random_layer_mean": 0.6 + 0.01 * i,
-                               "pooling_rel_change_mean": 1.0 + 0.1 * i, "recipe_max_abs_diff": 1e-6, "one_pass_s": 3.0 + i,
-                               "best_layer": i, "best_layer_dnn_auroc_random": 0.6, "speedup_one_pass": 10.0}} for i in range(4)]
+    runs = [{"04_dnn_probes": {"n_variants": 3893, "n_reference_windows": 100 + i,
+                               "dnn_auroc_random_layer_mean": 0.6 + 0.01 * i, "pooling_rel_change_mean": 1.0 + 0.1 * i,
+                               "recipe_max_abs_diff": 1e-6, "one_pass_s": 3.0 + i, "best_layer": i,
+                               "best_layer_dnn_auroc_random": 0.6, "speedup_one_pass": 10.0}} for i in range(4)]
     got = er.ranges(runs, infos(4), "smoke", "evo2kit-tiny", ARGS)["04_dnn_probes"]["smoke"]["evo2kit-tiny"]
     assert set(got) == {"n_variants", "n_reference_windows", "dnn_auroc_random_layer_mean", "pooling_rel_change_mean",
                         "recipe_max_abs_diff"}  # timings, speed-ups and best_layer(_*) are reported, not judged

@@ -31,13 +31,7 @@ from evo2kit.model import (
 sys.path.insert(0, os.path.dirname(__file__))
 import vortex_ref as vr  # noqa: E402
 
-PARITY = {
-    "small": (lambda: vr.official_config(), 150),
-    "small_scaled_rope": (lambda: vr.official_config(use_interpolated_rotary_pos_emb=True,
-                                                     rotary_emb_scaling_factor=128), 61),
-    "1b": (lambda: vr.load_yaml_config("evo2-1b-8k", num_layers=5), 50),
-    "7b": (lambda: vr.load_yaml_config("evo2-7b-8k", num_layers=4), 30),
-}
+PARITY = vr.PARITY_CONFIGS  # the configs of tests/test_vortex_ref.py
 
 
 def hook_names(n_layers: int) -> list[str]:

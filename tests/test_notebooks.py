@@ -83,8 +83,12 @@ def test_smoke_profile_runs_and_metrics_in_range(smoke_run):
            for r in summary if r["status"] in ("FAIL", "MISSING")]
     assert status == 0, f"runner exit status {status}; see {outdir}; " + "; ".join(bad)
     assert not bad
+    from evo2kit.metrics import notebook_metrics, read_metrics
+
+    side = read_metrics(outdir / "metrics")
     for stem in SOURCES:
         assert (outdir / f"{stem}.ipynb").is_file() and (outdir / f"{stem}.html").is_file()
+        assert notebook_metrics(outdir / f"{stem}.ipynb") == {stem: side[stem]}, f"{stem}: notebook and JSON differ"
         checked = [r for r in summary if r["notebook"] == stem and r["status"] == "pass"]
         assert checked, f"{stem}: no metric was checked against notebooks/expected_results.yml"
 
@@ -97,8 +101,27 @@ def test_smoke_profile_expected_metrics_cover_every_notebook():
 
 def test_profiles_yaml_is_plain():
     doc = yaml.safe_load(runner.NOTEBOOKS.joinpath("profiles.yml").read_text())
-    assert set(doc) == {"defaults", "profiles"}
+    assert set(doc) == {"profiles"}  # no defaults section: the defaults are the parameters cells'
     assert {"smoke", "cpu"} <= set(doc["profiles"])
+
+
+def test_profiles_restate_no_default():
+    """A profile holds only what it changes: no notebook value equal to that notebook's default
+    (unless it undoes the profile's shared value), no shared value equal to the default of every
+    notebook that declares it."""
+    defaults = {stem: runner.parameter_defaults(runner.read_py_notebook(py)) for stem, py in SOURCES.items()}
+    restated = []
+    for profile, prof in PROFILES["profiles"].items():
+        shared = prof.get(runner.SHARED) or {}
+        for key, value in shared.items():
+            declaring = [stem for stem in SOURCES if key in defaults[stem]]
+            if declaring and all(defaults[stem][key] == value for stem in declaring):
+                restated.append(f"{profile}.shared.{key}: {value!r}")
+        for stem in SOURCES:
+            for key, value in (prof.get(stem) or {}).items():
+                if value == shared.get(key, defaults[stem].get(key, object())):
+                    restated.append(f"{profile}.{stem}.{key}: {value!r}")
+    assert not restated, f"profiles.yml restates defaults or shared values: {restated}"
 
 
 def test_failing_cell_fails_the_run(tmp_path, capsys):
@@ -152,6 +175,28 @@ def test_metric_out_of_range_or_missing_fails_the_run(tmp_path, capsys):
     (nbdir / "profiles.yml").write_text("profiles:\n  p:\n    00_tiny: {x: 0.5}\n")
     (nbdir / "expected_results.yml").write_text(ranges)
     assert runner.run("p", out=tmp_path / "build2", notebooks_dir=nbdir) == 0
+
+
+def test_executed_notebook_carries_its_metrics_and_a_run_by_hand_writes_no_file(tmp_path, monkeypatch):
+    """Through the runner, the executed notebook holds the same metrics as the side JSON; the same
+    notebook executed by hand (papermill, cwd = its folder, no runner variables) shows its metrics
+    in its output and writes nothing beside itself."""
+    from evo2kit.metrics import notebook_metrics, read_metrics
+
+    body = 'import evo2kit\nevo2kit.record_metrics("00_tiny", {"a": x, "b": 2 * x})\n'
+    nbdir = _tiny_notebook_dir(tmp_path, body, "profiles:\n  p:\n    00_tiny: {x: 0.25}\n", "{}\n")
+    assert runner.run("p", out=tmp_path / "build", notebooks_dir=nbdir) == 0
+    side = read_metrics(tmp_path / "build" / "p" / "metrics")
+    assert notebook_metrics(tmp_path / "build" / "p" / "00_tiny.ipynb") == side == {"00_tiny": {"a": 0.25, "b": 0.5}}
+
+    for var in ("EVO2KIT_METRICS_DIR", "EVO2KIT_OUTPUT_DIR"):  # run() set them in this process
+        monkeypatch.delenv(var, raising=False)
+    before = sorted(p.name for p in nbdir.iterdir())
+    out = tmp_path / "by_hand.ipynb"
+    papermill.execute_notebook(str(nbdir / "00_tiny.ipynb"), str(out), kernel_name="python3", cwd=str(nbdir),
+                               progress_bar=False)
+    assert notebook_metrics(out) == {"00_tiny": {"a": 1.0, "b": 2.0}}
+    assert sorted(p.name for p in nbdir.iterdir()) == before
 
 
 def test_unset_environment_variable_stops_the_run(tmp_path, monkeypatch):

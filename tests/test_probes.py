@@ -158,7 +158,8 @@ def test_fit_dnn_is_the_same_whatever_the_callers_thread_count():
         assert torch.get_num_threads() == threads  # restored afterwards
     torch.set_num_threads(1)
     np.testing.assert_array_equal(preds[0], preds[1])
-    other = probes.fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val], probes.DNNConfig(**{**cfg.__dict__, "seed": 4}))
+    other = probes.fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val],
+                           probes.DNNConfig(**{**cfg.__dict__, "seed": 4}))
     assert not np.array_equal(other.predict_proba(X[sp.test])[:, 1], preds[0])  # the seed does matter
 
 

@@ -24,18 +24,7 @@ pytest.importorskip("vortex", reason="needs the official reference: pip install 
 sys.path.insert(0, os.path.dirname(__file__))
 import vortex_ref as vr  # noqa: E402
 
-# name -> (config factory, sequence length of the forward tests).  Lengths are not multiples
-# of 8 (on CPU, vortex's HCL product of a strided fft slice only differs in the last bits from
-# a contiguous rfft when L % 8 is 1..6) and 150 > hcm_filter_length (filter zero-padded, not
-# truncated to L).
-CONFIGS = {
-    "small": (lambda: vr.official_config(), 150),
-    # the 262k / 1M configs' linearly scaled rotary (vortex swaps in LinearlyScaledRotaryEmbedding)
-    "small_scaled_rope": (lambda: vr.official_config(use_interpolated_rotary_pos_emb=True,
-                                                     rotary_emb_scaling_factor=128), 61),
-    "1b": (lambda: vr.load_yaml_config("evo2-1b-8k", num_layers=5), 50),
-    "7b": (lambda: vr.load_yaml_config("evo2-7b-8k", num_layers=4), 30),
-}
+CONFIGS = vr.PARITY_CONFIGS  # name -> (config factory, forward length); why these lengths: vortex_ref
 # bf16 matmuls are slow on CPUs without native bf16 (7B: ~35 s a forward on 2 cores), so the
 # large shapes run in float32 only; the bf16 recipe is checked on the small config.
 CASES = [("small", torch.float32), ("small", torch.bfloat16), ("small_scaled_rope", torch.float32),

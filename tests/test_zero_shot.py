@@ -44,15 +44,18 @@ def test_cache_reuses_the_deltas_it_stored_and_only_those(model, variants, tmp_p
     counting = Counting(model)
     first = zero_shot.variant_deltas(counting, df, 200, region=region, strands="+-", cache=tmp_path)
     assert counting.windows == 2 * (3 + 4)  # two strands x (3 unique references + 4 variants)
+    assert first.attrs["computed"] and plain.attrs["computed"]
     np.testing.assert_array_equal(first["delta"], plain["delta"])
     assert len(list(tmp_path.glob("deltas-*.npy"))) == 2 and not list(tmp_path.glob(".*tmp"))
 
     again = zero_shot.variant_deltas(counting, df, 200, region=region, strands="+-", cache=tmp_path)
     assert counting.windows == 14  # nothing recomputed
+    assert not again.attrs["computed"]  # so notebook 03 reports no throughput for it
     np.testing.assert_array_equal(again["delta"], plain["delta"])
 
     # another window, batch size or variant set is another entry, never a stale one
-    for kwargs, frame in [({"window": 100}, df), ({"window": 200, "batch_size": 2}, df), ({"window": 200}, df.iloc[:3])]:
+    calls = [({"window": 100}, df), ({"window": 200, "batch_size": 2}, df), ({"window": 200}, df.iloc[:3])]
+    for kwargs, frame in calls:
         before = counting.windows
         got = zero_shot.variant_deltas(counting, frame, region=region, cache=tmp_path, **kwargs)
         assert counting.windows > before

@@ -744,3 +744,17 @@ def dna_token_ids(length: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     alphabet = torch.tensor([ord(ch) for ch in "ACGT"], dtype=torch.long)
     return alphabet[torch.randint(0, 4, (batch, length), generator=gen)]
+
+
+# name -> (config factory, sequence length of the forward tests).  Lengths are not multiples
+# of 8 (on CPU, vortex's HCL product of a strided fft slice only differs in the last bits from
+# a contiguous rfft when L % 8 is 1..6) and 150 > hcm_filter_length (filter zero-padded, not
+# truncated to L).
+PARITY_CONFIGS = {
+    "small": (lambda: official_config(), 150),
+    # the 262k / 1M configs' linearly scaled rotary (vortex swaps in LinearlyScaledRotaryEmbedding)
+    "small_scaled_rope": (lambda: official_config(use_interpolated_rotary_pos_emb=True,
+                                                     rotary_emb_scaling_factor=128), 61),
+    "1b": (lambda: load_yaml_config("evo2-1b-8k", num_layers=5), 50),
+    "7b": (lambda: load_yaml_config("evo2-7b-8k", num_layers=4), 30),
+}
