@@ -18,7 +18,8 @@ least ``auroc_floor``, memory figures (``_mb``) 50%. Fixed facts (counts, parame
 as the distinct windows of a random subset, gets a range like any other metric); numerical-equality checks are
 tolerances, not spreads (``BOUNDS``). Timing metrics (names with 'seconds', 'per_s', ending in
 '_s', speed-ups) depend on the machine, and ``best_layer`` and the figures read at it
-(``best_layer_*``) on one argmax among near-tied layers: all are reported, not judged. Prints the YAML; ``--write`` puts it into notebooks/expected_results.yml
+(``best_layer_*``) on one argmax among near-tied layers: all are reported, not judged. A lesson's gap
+(``LESSONS``) keeps its sign. Prints the YAML; ``--write`` puts it into notebooks/expected_results.yml
 for the notebooks measured, replacing that profile's ranges and keeping everything else.
 """
 
@@ -54,9 +55,11 @@ BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than o
                              "to float32 rounding (tests/test_model.py)"),
     "padding_max_abs_diff": (0.0, 1e-4, "a tolerance: padding with masks must not change a sequence's outputs beyond "
                              "float32 rounding"),
-    "recipe_max_abs_diff": (0.0, 1e-4, "a tolerance: one pass with hooks equals the per-layer recipe up to float32 rounding "
+    "recipe_max_abs_diff": (0.0, 1e-4, "a tolerance: one pass with hooks equals the per-layer recipe up to float32 "
+                            "rounding "
                             "(the two batch the windows differently)"),
-    "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train and test"),
+    "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train "
+                                        "and test"),
 }
 LESSONS = {  # metric name prefix -> the sign a notebook's lesson claims: a widened range never crosses zero
     "random_minus_grouped_": "a random split scores above a grouped one (notebook 04's lesson), so the range stays "
@@ -69,7 +72,8 @@ def judged(name: str) -> bool:
     return not any(t in name for t in TIMING) and not name.endswith("_s") and not name.startswith(UNJUDGED)
 
 
-def suggest(values: list[float], name: str, margin: float, rel_floor: float, auroc_floor: float) -> tuple[float, float, float]:
+def suggest(values: list[float], name: str, margin: float, rel_floor: float,
+            auroc_floor: float) -> tuple[float, float, float]:
     """(min, max, w) for a metric observed as ``values`` over the runs."""
     lo, hi = min(values), max(values)
     floor = 0.5 if "_mb" in name else rel_floor
@@ -114,8 +118,9 @@ def lane(profile: str, notebooks: str, seeds: list[int], threads: int, root: Pat
     seed-independent results (embedding stores, zero-shot deltas) in one folder per thread count,
     so only the first run computes them; runs of different thread counts never share, and no two
     runs write one store at once."""
-    selected = [s for s in runner.notebook_sources() if not notebooks or any(s.startswith(n) for n in notebooks.split(","))]
-    declared = {name for s in selected for name in runner.declared_parameters(runner.read_py_notebook(runner.notebook_sources()[s]))}
+    sources = runner.notebook_sources()
+    selected = [s for s in sources if not notebooks or any(s.startswith(n) for n in notebooks.split(","))]
+    declared = {name for s in selected for name in runner.declared_parameters(runner.read_py_notebook(sources[s]))}
     shared = {k: v for k, v in {"store_root": (root / f"stores-t{threads}").resolve(),
                                 "score_cache": (root / f"scores-t{threads}").resolve()}.items()
               if share and k in declared}
@@ -165,7 +170,8 @@ def ranges(runs: list[dict], infos: list[dict], profile: str, model: str, args) 
                     lo = max(lo, 0.0)
                     prov += f"; {lesson}"
             prov += f"; {args.note}" if args.note else ""
-            out.setdefault(stem, {profile: {model: {}}})[profile][model][name] = {"min": lo, "max": hi, "provenance": prov}
+            entry = {"min": lo, "max": hi, "provenance": prov}
+            out.setdefault(stem, {profile: {model: {}}})[profile][model][name] = entry
     return out
 
 
@@ -214,7 +220,8 @@ def main() -> int:
     models = {row["model"] for d in dirs if (d / "metrics.json").exists()
               for row in json.loads((d / "metrics.json").read_text())["metrics"]}
     if {i.get("profile", args.profile) for i in infos} != {args.profile}:
-        raise SystemExit(f"the runs are not all of profile {args.profile}: {sorted({str(i.get('profile')) for i in infos})}")
+        found = sorted({str(i.get("profile")) for i in infos})
+        raise SystemExit(f"the runs are not all of profile {args.profile}: {found}")
     if len(models) != 1:
         raise SystemExit(f"the runs used different models: {sorted(models)}")
     model = models.pop()

@@ -60,7 +60,7 @@ def test_write_expected_replaces_one_profile_and_keeps_the_rest(tmp_path):
 def test_a_lesson_range_never_crosses_zero_and_uneven_runs_are_described_as_they_were():
     runs = [{"04_dnn_probes": {"random_minus_grouped_dnn_layer_mean": g, "dnn_auroc_grouped_layer_mean": 0.6}}
             for g in (0.09, 0.11, 0.10)]
-    uneven = [{"seed": 0, "threads": 1, "cpu": "c"}, {"seed": 1, "threads": 1, "cpu": "c"}, {"seed": 2, "threads": 2, "cpu": "c"}]
+    uneven = [{"seed": s, "threads": t, "cpu": "c"} for s, t in ((0, 1), (1, 1), (2, 2))]
     got = er.ranges(runs, uneven, "cpu", "evo2kit-tiny", ARGS)["04_dnn_probes"]["cpu"]["evo2kit-tiny"]
     gap = got["random_minus_grouped_dnn_layer_mean"]
     assert gap["min"] == 0.0 and gap["max"] == pytest.approx(0.21)  # the 0.1 AUROC floor would reach -0.01
