@@ -44,9 +44,20 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
     ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.npy``, written
     atomically) and reused by a later call with the same model weights, dtype, windows and batch
     size; None computes every time."""
-    if not strands or set(strands) - {"+", "-"}:
-        raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
-    ref_seqs, var_seqs, ref_index = data.variant_windows(df, window, region)
+    _check_strands(strands)
+    windows = data.variant_windows(df, window, region)
+    cols = {f"delta{s}": d for s, d in window_deltas(model, windows, batch_size, strands, cache).items()}
+    return df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
+                     n_unique_ref=len(windows.ref_seqs))
+
+
+def window_deltas(model, windows, batch_size: int = 8, strands: str = "+",
+                  cache: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """{strand: delta (N,)} for ``windows`` (``data.VariantWindows`` or a ``(ref_seqs, var_seqs,
+    ref_index)`` tuple, from BRCA1 or from ``evo2kit.variants``), per strand in ``strands``;
+    ``cache`` as in :func:`variant_deltas`."""
+    _check_strands(strands)
+    ref_seqs, var_seqs, ref_index = windows
 
     def strand(s: str) -> np.ndarray:
         compute = lambda: delta_likelihood(model, ref_seqs, var_seqs, ref_index, batch_size, s == "-")  # noqa: E731
@@ -54,9 +65,12 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
             return compute()
         return _cached(Path(cache), _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size, s), compute)
 
-    cols = {f"delta{s}": strand(s) for s in strands}
-    return df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
-                     n_unique_ref=len(ref_seqs))
+    return {s: strand(s) for s in dict.fromkeys(strands)}
+
+
+def _check_strands(strands) -> None:
+    if not isinstance(strands, str) or not strands or set(strands) - {"+", "-"}:
+        raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str) -> str:
