@@ -30,8 +30,8 @@ length ``n`` (notebook 03's, i.e. the Evo 2 BRCA1 notebook's, windows for an SNV
   as notebook 03 cuts it, and the row's ``note`` says so; so is an ``N`` in the reference window
   (the model reads it as a base like any other).
 
-Rows that cannot be scored: a symbolic or ``*`` ALT, or an allele longer than half the window, is
-kept unscored with a note. A contig no record matches, a position outside its record and a REF
+Rows that cannot be scored: a symbolic or ``*`` ALT, an ALT equal to its REF, or an allele longer
+than half the window, is kept unscored with a note. A contig no record matches, a position outside its record and a REF
 that differs from the FASTA are errors listing every such row (:class:`VariantError`), unless
 ``skip_bad=True``, which keeps them unscored with the reason in ``note``.
 """
@@ -454,6 +454,8 @@ def variant_windows(df: pd.DataFrame, genome: Genome, window: int = 8192, *, ski
         rec, note, start, length = _locate(genome, chrom, pos), "", None, None
         if not _BASES.fullmatch(alt or "-"):
             note = f"ALT {alt or '(none)'!r} is not a sequence of bases (symbolic or missing): not scored"
+        elif alt == ref:
+            note = "ALT equals REF: not scored"
         elif max(len(ref), len(alt)) > half:
             note = f"allele longer than half the window ({half} bp): not scored"
         elif rec == "contig":
