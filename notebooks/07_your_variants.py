@@ -98,8 +98,9 @@ table.head()
 # ## 2. The same deltas as notebook 03
 #
 # Notebook 03 scored these SNVs from the xlsx, through `zero_shot.variant_deltas`. Same variants,
-# same windows, same engine: the deltas must agree. They can differ in the last bits only, because
-# `vep` scores in resumable parts, so a few windows share a batch with other neighbours.
+# same windows, same engine: the deltas must agree. `vep` scores in resumable parts, so a window
+# at a part's edge shares its batch with other neighbours than in 03; windows of one length need
+# no padding, and the difference is expected to be zero or float rounding at most.
 
 # %%
 nb03 = variant_deltas(model, chosen, window, batch_size=batch_size, strands=strands)
@@ -220,12 +221,14 @@ evo2kit.record_metrics("07_your_variants", {
 # ## What these numbers mean
 #
 # - **The reader changes nothing.** Deltas of SNVs read from a VCF and a FASTA file equal notebook
-#   03's to the last bits (`max_abs_delta_diff_vs_03`, a few 1e-7 at most: float rounding of other
-#   batch neighbours), so everything notebook 03 says about the model holds for any VCF.
+#   03's (`max_abs_delta_diff_vs_03`: 0 in every run we made), so everything notebook 03 says
+#   about the model holds for any VCF read this way.
 # - **The REF check is the guard against the wrong build.** The hg19 VCF against the GRCh38
 #   genome stops before scoring, naming the variants; the lifted VCF passes with no mismatch.
-# - **Builds differ in a few bases, and so do the scores.** Over the BRCA1 span the two
-#   assemblies differ at a handful of positions: variants whose window holds one get a slightly
-#   different delta on GRCh38, all others the same delta. Score against the build your VCF was called on.
+# - **Same sequence, same score.** Over the BRCA1 span the two assemblies differ at 3 bases, all
+#   past the exons Findlay et al. edited (hg19 41.31 and 41.35 Mbp), so no window here holds one
+#   and every delta is the same on both builds (`max_abs_delta_diff_grch38_same_sequence`). A
+#   variant whose window held one would score differently: score against the build your VCF was
+#   called on.
 # - The AUROC and the class/consequence plots are notebook 03's question on a subset; on the
 #   bundled model they show its base-composition bias, not biology (see 03's closing notes).
