@@ -78,7 +78,7 @@ def read_variants(path: str | os.PathLike, sheet: str | int = 0) -> pd.DataFrame
         raise FileNotFoundError(f"no variant file {path}")
     with data._open(path, "rb") as f:
         head = f.read(16)
-    if head.startswith(b"##fileformat=VCF") or head.startswith(b"BCF"):
+    if head.startswith((b"##fileformat=VCF", b"BCF")):
         return read_vcf(path)
     if path.suffix.lower() in (".vcf", ".bcf") or path.name.lower().endswith((".vcf.gz", ".vcf.bgz")):
         raise DataError(f"{path} does not start with '##fileformat=VCF': not a VCF file")
@@ -146,12 +146,17 @@ def read_table(path: str | os.PathLike, sheet: str | int = 0) -> pd.DataFrame:
     an ALT with commas is split into one row per allele. See :func:`read_variants`."""
     path = Path(path)
     name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".xlsx", ".xls")):
-        raw = pd.read_excel(path, sheet_name=sheet, dtype=str)
-    else:
-        sep = "," if name.endswith(".csv") else "\t"
-        with data._open(path, "rt") as f:
-            raw = pd.read_csv(f, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    try:
+        if name.endswith((".xlsx", ".xls")):
+            raw = pd.read_excel(path, sheet_name=sheet, dtype=str)
+        else:
+            sep = "," if name.endswith(".csv") else "\t"
+            with data._open(path, "rt") as f:
+                raw = pd.read_csv(f, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except (ValueError, UnicodeDecodeError, OSError) as e:  # pandas' ParserError is a ValueError
+        hint = " (it looks like a VCF: read it as one, --vcf)" if _looks_like_vcf(path) else ""
+        raise DataError(f"{path}: not a readable {'xlsx' if name.endswith(('.xlsx', '.xls')) else 'table'}"
+                        f"{hint}: {str(e).strip().splitlines()[0]}") from None
     found = {str(c).lower().lstrip("#"): c for c in raw.columns}
     missing = [c for c in VARIANT_COLUMNS if c not in found]
     if missing:
@@ -171,6 +176,14 @@ def read_table(path: str | os.PathLike, sheet: str | int = 0) -> pd.DataFrame:
     raw["pos"] = pos
     front = ["record", "allele", *VARIANT_COLUMNS]
     return _normalise(raw[front + [c for c in raw.columns if c not in front]].reset_index(drop=True), path)
+
+
+def _looks_like_vcf(path: Path) -> bool:
+    try:
+        with data._open(path, "rb") as f:
+            return f.read(16).startswith(b"##fileformat=VCF")
+    except OSError:
+        return False
 
 
 def _normalise(df: pd.DataFrame, path) -> pd.DataFrame:

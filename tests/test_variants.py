@@ -330,7 +330,7 @@ def test_cli_output_exit_statuses_and_one_line_errors(fasta, tmp_path, capsys):
         (["--vcf", str(vcf), "--fasta", str(tmp_path / "none.fa")], 66, "no FASTA file"),
         (["--vcf", str(bad)], 65, "1 REF allele(s) differ from genome.fa"),
         (["--vcf", str(broken)], 65, "record 1, the one after the header, cannot be parsed"),
-        (["--table", str(vcf)], 65, "no column(s)"),
+        (["--table", str(vcf)], 65, "not a readable table (it looks like a VCF: read it as one, --vcf)"),
         (["--window", "41"], 64, "--window must be an even number"),
         (["--out", str(tmp_path / "o.xlsx")], 64, "the name must end in .tsv"),
         (["--strands", "x"], 64, "invalid choice"),
