@@ -1,4 +1,5 @@
-"""Exit codes and error reporting shared by the command-line tools (``evo2kit.runner``, ``evo2kit-embed``).
+"""Exit codes and error reporting shared by the command-line tools (``evo2kit.runner``, ``evo2kit-embed``,
+``evo2kit-vep``).
 
 A user error prints one line, ``<prog>: error: <message>``, and exits with its code
 (:data:`USER_ERRORS`: 64 usage, 65 bad data, 66 missing input, 75 busy); ``--debug`` shows the

@@ -37,6 +37,10 @@ from .files import atomic_path, atomic_write, sha256_file
 
 BRCA1_REGION_START = 41_176_312
 """hg19 (1-based) position of index 0 of the ``brca1_hg19_region`` sequence."""
+BRCA1_GRCH38_SHIFT = 1_847_983
+"""GRCh38 position = hg19 position + this, for hg19 41,176,312-41,354,196 (no assembly change
+inside that span moves a base; notebook 07 checks the two regions' sequences against each other)."""
+BRCA1_GRCH38_SPAN = (41_176_312, 41_354_196)
 
 _NCBI = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/efetch.fcgi?db=nuccore&id={}&seq_start={}&seq_stop={}&rettype=fasta"
 
@@ -332,7 +336,8 @@ def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
     Columns: ``chrom`` (str, "17"), ``pos`` (int, hg19 1-based), ``ref``, ``alt``,
     ``score`` (function.score.mean), ``class`` ("FUNC/INT" or "LOF"), ``func_class``
-    (FUNC/INT/LOF as published), ``clinvar`` (the file's ``clinvar`` column).
+    (FUNC/INT/LOF as published), ``clinvar`` (the file's ``clinvar`` column), and ``consequence``
+    (Missense, Synonymous, Intronic, Splice region, ...) when the file has it.
     ``path`` defaults to ``fetch("brca1_sge")``.
     """
     path = fetch("brca1_sge") if path is None else Path(path)
@@ -341,7 +346,8 @@ def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing} (header expected on row 3; "
                          f"found {[str(c) for c in raw.columns][:12]}...)")
-    df = raw[list(BRCA1_COLUMNS)].rename(columns=BRCA1_COLUMNS).reset_index(drop=True)
+    extra = ["consequence"] if "consequence" in raw.columns else []
+    df = raw[list(BRCA1_COLUMNS) + extra].rename(columns=BRCA1_COLUMNS).reset_index(drop=True)
     bad = df[["chrom", "pos", "ref", "alt", "func_class"]].isna().any(axis=1)
     if bad.any():
         raise ValueError(f"{path}: empty chromosome/position/reference/alt/func.class in data "
@@ -354,6 +360,18 @@ def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
     df["score"] = _numbers(df["score"], "function.score.mean", path, whole=False)
     df.insert(5, "class", df["func_class"].replace({"FUNC": "FUNC/INT", "INT": "FUNC/INT"}))
     return df
+
+
+def brca1_on_grch38(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (hg19 rows of :func:`load_brca1`) on GRCh38: ``pos`` + :data:`BRCA1_GRCH38_SHIFT`,
+    ``chrom`` "chr17" (UCSC's spelling). Raises ValueError for a position outside
+    :data:`BRCA1_GRCH38_SPAN`, where the shift does not hold."""
+    lo, hi = BRCA1_GRCH38_SPAN
+    out = df[(df["pos"] < lo) | (df["pos"] > hi)]
+    if len(out):
+        raise ValueError(f"{len(out)} position(s) outside hg19 {lo:,}-{hi:,}, where GRCh38 = hg19 + "
+                         f"{BRCA1_GRCH38_SHIFT:,} holds: {out['pos'].tolist()[:5]}")
+    return df.assign(chrom="chr17", pos=df["pos"] + BRCA1_GRCH38_SHIFT)
 
 
 def _numbers(values: pd.Series, column: str, path, whole: bool) -> pd.Series:

@@ -44,6 +44,7 @@ exit status as in ``evo2kit.cli`` (0 ok, 64 usage, 65 bad or damaged store, 66 m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -706,15 +707,25 @@ def _verify_cli(out: str) -> int:
     return 0
 
 
-def _extract_cli(args) -> int:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+@contextlib.contextmanager
+def torchrun_group():
+    """Under ``torchrun`` (WORLD_SIZE > 1): the process group (nccl on CUDA, else gloo), destroyed
+    at the end. Yields this rank's device ("cuda:<LOCAL_RANK>"), or None for load_model's default."""
     device = None
-    if world > 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device else "gloo")
     try:
+        yield device
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _extract_cli(args) -> int:
+    with torchrun_group() as device:
         from . import load_model
 
         model = load_model(args.model, local_path=args.weights, device=device)
@@ -740,9 +751,6 @@ def _extract_cli(args) -> int:
             shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in feats.items())
             print(f"{args.out}: {n} rows of {len(feats)} layer(s): {shapes}", file=sys.stderr)
         return 0
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -44,11 +44,26 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
     atomically) and reused by a later call with the same model weights, dtype, windows and batch
     size; None computes every time. ``table.attrs["computed"]`` says whether the model scored any
     strand in this call (False: every strand came from the cache, so its time says nothing)."""
-    if not strands or set(strands) - {"+", "-"}:
-        raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
-    ref_seqs, var_seqs, ref_index = data.variant_windows(df, window, region)
+    _check_strands(strands)
+    windows = data.variant_windows(df, window, region)
+    computed: list[str] = []
+    deltas = window_deltas(model, windows, batch_size, strands, cache, computed=computed)
+    cols = {f"delta{s}": d for s, d in deltas.items()}
+    table = df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
+                      n_unique_ref=len(windows.ref_seqs))
+    table.attrs["computed"] = bool(computed)
+    return table
 
-    computed = []  # strands scored by the model here, not read from the cache
+
+def window_deltas(model, windows, batch_size: int = 8, strands: str = "+",
+                  cache: str | os.PathLike | None = None, computed: list | None = None) -> dict[str, np.ndarray]:
+    """{strand: delta (N,)} for ``windows`` (``data.VariantWindows`` or a ``(ref_seqs, var_seqs,
+    ref_index)`` tuple, from BRCA1 or from ``evo2kit.variants``), per strand in ``strands``;
+    ``cache`` as in :func:`variant_deltas`; the strands the model scored (not read from the cache)
+    are appended to ``computed`` when given."""
+    _check_strands(strands)
+    ref_seqs, var_seqs, ref_index = windows
+    computed = [] if computed is None else computed  # strands scored by the model here, not read from the cache
 
     def strand(s: str) -> np.ndarray:
         def compute():
@@ -59,11 +74,12 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
             return compute()
         return _cached(Path(cache), _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size, s), compute)
 
-    cols = {f"delta{s}": strand(s) for s in strands}
-    table = df.assign(**cols, delta=np.mean(list(cols.values()), axis=0), window=window,
-                      n_unique_ref=len(ref_seqs))
-    table.attrs["computed"] = bool(computed)
-    return table
+    return {s: strand(s) for s in dict.fromkeys(strands)}
+
+
+def _check_strands(strands) -> None:
+    if not isinstance(strands, str) or not strands or set(strands) - {"+", "-"}:
+        raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str) -> str:

@@ -1,0 +1,231 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
+# %% [markdown]
+# # 07 · Your own variants: a VCF against any reference genome
+#
+# Notebook 03 scored one table (the Findlay BRCA1 SNVs) against one region of hg19. Your variants
+# come as a **VCF** (or a table with chrom, pos, ref, alt), and your genome as a **FASTA** file.
+# `evo2kit.variants` reads both (the FASTA through its index, so a whole genome is never loaded),
+# splits multi-allelic records, matches "chr17" with "17", checks every reference allele against
+# the genome, and cuts the same windows as notebook 03; `evo2kit.vep` scores them with the same
+# engine (`zero_shot`, and `embed` for embeddings). The command line `evo2kit-vep` does it all.
+#
+# 1. the Findlay SNVs written as a VCF, read back and scored against the hg19 region;
+# 2. the proof that these deltas are notebook 03's;
+# 3. delta by functional class and by consequence;
+# 4. your own VCF and genome, with GRCh38 as the worked example, from Python and the command line.
+
+# %% tags=["parameters"]
+model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
+model_weights = None  # path to an official checkpoint (.pt) for a published model_name
+device = "auto"  # "auto": CUDA when present, else CPU
+dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
+backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; for FP8 models)
+data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
+out_dir = None  # where the VCFs and score tables go; None: 07_your_variants/ in embed.output_dir()
+n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
+window = 2048  # bp around each variant, as notebook 03
+strands = "+"  # "+", "-" (reverse complements) or "+-" (their mean)
+batch_size = 8
+seed = 0
+
+# %%
+import gzip
+import os
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+import evo2kit
+from evo2kit import data, embed, plots, variants, vep
+from evo2kit.zero_shot import stratified_subset, variant_deltas
+
+if data_dir is not None:
+    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+out = Path(out_dir) if out_dir is not None else embed.output_dir() / "07_your_variants"
+out.mkdir(parents=True, exist_ok=True)
+if backend == "vortex":
+    model = evo2kit.load_model(model_name, local_path=model_weights, backend="vortex")
+else:
+    model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+
+# %% [markdown]
+# ## 1 · The Findlay SNVs as a VCF, scored against the hg19 region
+#
+# `variants.write_vcf` writes any table with chrom, pos, ref, alt as a VCF (bgzipped with a tabix
+# index for a name ending in `.gz`), here with three INFO fields we want back in the scores.
+
+# %%
+chosen = stratified_subset(data.load_brca1(), n_variants, seed=seed)
+vcf_hg19 = variants.write_vcf(chosen, out / "findlay_hg19.vcf.gz", info=["class", "consequence", "score"])
+with gzip.open(vcf_hg19, "rt") as f:
+    print("".join(f.readlines()[:9]))
+
+# %% [markdown]
+# The reader gives one row per ALT allele; the genome is any FASTA (here the registered hg19 BRCA1
+# region, whose record `chr17:41176312-41370000` says where it sits on chr17: the VCF's "17" finds
+# it). Every REF is checked against the FASTA before anything is scored.
+
+# %%
+calls = variants.read_variants(vcf_hg19)
+hg19 = variants.Genome("brca1_hg19_region")
+print(hg19.records)
+print(f"{len(calls)} variants; REF mismatches: {len(variants.check_ref(calls, hg19))}")
+t0 = time.time()
+table = vep.score_variants(model, calls, hg19, window, strands, batch_size)
+variants_per_s = len(table) / (time.time() - t0)
+print(f"{table['scored'].sum()} scored, {(table['note'] != '').sum()} with a note, {variants_per_s:.1f} variants/s")
+table.head()
+
+# %% [markdown]
+# ## 2 · The same deltas as notebook 03
+#
+# Notebook 03 scored these SNVs from the xlsx, through `zero_shot.variant_deltas`. Same variants,
+# same windows, same engine: the deltas must agree. `vep` scores in resumable parts, so a window
+# at a part's edge shares its batch with other neighbours than in 03; windows of one length need
+# no padding, and the difference is expected to be zero or float rounding at most.
+
+# %%
+nb03 = variant_deltas(model, chosen, window, batch_size=batch_size, strands=strands)
+both = table.merge(nb03[["pos", "ref", "alt", "delta"]], on=["pos", "ref", "alt"], suffixes=("", "_03"))
+max_diff_vs_03 = float((both["delta"] - both["delta_03"]).abs().max())
+print(f"{len(both)} of {len(table)} variants matched; max |delta - delta of notebook 03| = {max_diff_vs_03:.2e}")
+
+# %% [markdown]
+# ## 3 · Delta by class and by consequence
+#
+# The VCF's INFO fields came back as columns, so the scores can be grouped by anything the VCF
+# carries: the functional class measured by Findlay et al., and the predicted consequence.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 3]})
+plots.delta_by_class(table, x="class", ax=axes[0])
+order = table.groupby("consequence")["delta"].median().sort_values().index  # lowest median first
+plots.delta_by_class(table.assign(consequence=pd.Categorical(table["consequence"], categories=order)),
+                     x="consequence", ax=axes[1])
+axes[1].tick_params(axis="x", rotation=30)
+fig.suptitle(f"{model_name}, {window}-bp windows, {len(table)} SNVs")
+plt.tight_layout()
+plt.show()
+auroc = roc_auc_score(table["class"] == "LOF", -table["delta"])
+print(f"AUROC of -delta for LOF: {auroc:.3f} (notebook 03 gives its bootstrap interval)")
+print(table.groupby("consequence")["delta"].agg(["count", "median"]).sort_values("median").round(4).to_string())
+
+# %% [markdown]
+# ## 4 · Your own VCF and genome: GRCh38 as the worked example
+#
+# Point `Genome` at your FASTA (plain, bgzipped, or gzipped: a gzip file is copied once as bgzip
+# into the cache; the `.fai` index is built beside the file, or in the cache when its folder is
+# read-only) and `read_variants` at your VCF. Here the genome is the registered 1.2-Mbp GRCh38
+# region around BRCA1. A VCF of another build is told at once, before anything is scored:
+
+# %%
+grch38 = variants.Genome("grch38_brca1_1mb")
+print(grch38.records)
+try:
+    variants.variant_windows(calls.head(3), grch38, window)
+except variants.VariantError as e:
+    print(f"VariantError: {e}")
+
+# %% [markdown]
+# In this span GRCh38 = hg19 + 1,847,983 (`data.brca1_on_grch38`, a shift, not a general
+# liftover). We write the lifted VCF with UCSC's "chr17" names; the REF check then confirms every
+# lifted position, and comparing the two regions base by base shows where the builds differ.
+
+# %%
+vcf_grch38 = variants.write_vcf(data.brca1_on_grch38(chosen), out / "findlay_grch38.vcf.gz",
+                                info=["class", "consequence", "score"])
+calls38 = variants.read_variants(vcf_grch38)
+mismatch38 = variants.check_ref(calls38, grch38)
+lo, hi = data.BRCA1_GRCH38_SPAN
+a = hg19.fetch(hg19.records[0], lo - hg19.records[0].start, hi + 1 - hg19.records[0].start)
+b = grch38.fetch(grch38.records[0], lo + data.BRCA1_GRCH38_SHIFT - grch38.records[0].start,
+                 hi + 1 + data.BRCA1_GRCH38_SHIFT - grch38.records[0].start)
+differ = np.flatnonzero(np.frombuffer(a.encode(), np.uint8) != np.frombuffer(b.encode(), np.uint8)) + lo
+print(f"REF mismatches on GRCh38: {len(mismatch38)}; bases differing between the builds over hg19 "
+      f"{lo:,}-{hi:,}: {len(differ)} at hg19 {differ.tolist()}")
+
+# %% [markdown]
+# Scoring works as before. The work folder keeps each part's deltas as soon as they are computed,
+# so an interrupted run resumes where it stopped; the command line below finds every part there
+# and only writes the table.
+
+# %%
+work = out / "grch38_scores.tsv.parts"
+table38 = vep.score_variants(model, calls38, grch38, window, strands, batch_size,
+                             work=work if backend == "torch" else None)
+same = table38.assign(pos=table38["pos"] - data.BRCA1_GRCH38_SHIFT).merge(
+    table[["pos", "ref", "alt", "delta", "window_start"]], on=["pos", "ref", "alt"], suffixes=("", "_hg19"))
+w0 = same["window_start_hg19"].to_numpy()
+touched = np.array([((differ >= s) & (differ < s + window)).any() for s in w0])
+diff38 = (same["delta"] - same["delta_hg19"]).abs()
+max_diff_same_sequence = float(diff38[~touched].max()) if (~touched).any() else 0.0
+print(f"{touched.sum()} of {len(same)} windows hold a base that differs between the builds "
+      f"(max |delta difference| there: {diff38[touched].max() if touched.any() else 0:.3g}); "
+      f"elsewhere max |delta difference| = {max_diff_same_sequence:.2e}")
+
+# %% [markdown]
+# The same from the command line (`evo2kit-vep`, or `python -m evo2kit.vep`; `torchrun
+# --nproc_per_node N -m evo2kit.vep ...` shares the parts among N processes):
+#
+# ```bash
+# evo2kit-vep --vcf findlay_grch38.vcf.gz --fasta grch38_brca1_1mb --window 2048 --out grch38_scores.tsv
+# ```
+#
+# `--fasta` takes a path or a registered dataset name; `--strands +-` averages both strands;
+# `--layers blocks.6.mlp.l3` also keeps the windows' embeddings in a resumable store (notebook 02)
+# and adds the distance between variant and reference features; `--skip-bad` keeps rows that do
+# not fit the genome as unscored rows with the reason in `note`, instead of stopping.
+
+# %%
+if backend == "torch":
+    cli = ["--vcf", str(vcf_grch38), "--fasta", "grch38_brca1_1mb", "--window", str(window),
+           "--strands", strands, "--batch-size", str(batch_size), "--model", model_name,
+           "--out", str(out / "grch38_scores.tsv")]
+    t0 = time.time()
+    status = vep.main(cli + (["--weights", model_weights] if model_weights else []))
+    print(f"exit status {status} after {time.time() - t0:.1f}s (every part was already in {work.name})")
+
+# %%
+evo2kit.record_metrics("07_your_variants", {
+    "n_variants": len(table),
+    "n_scored": int(table["scored"].sum()),
+    "n_ref_mismatch_hg19": len(variants.check_ref(calls, hg19)),
+    "max_abs_delta_diff_vs_03": max_diff_vs_03,
+    "auroc": auroc,
+    "n_ref_mismatch_grch38": len(mismatch38),
+    "n_bases_differing_hg19_grch38": len(differ),
+    "n_windows_with_build_difference": int(touched.sum()),
+    "max_abs_delta_diff_grch38_same_sequence": max_diff_same_sequence,
+    "variants_per_s": variants_per_s,
+})
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# - **The reader changes nothing.** Deltas of SNVs read from a VCF and a FASTA file equal notebook
+#   03's (`max_abs_delta_diff_vs_03`: 0 in every run we made), so everything notebook 03 says
+#   about the model holds for any VCF read this way.
+# - **The REF check is the guard against the wrong build.** The hg19 VCF against the GRCh38
+#   genome stops before scoring, naming the variants; the lifted VCF passes with no mismatch.
+# - **Same sequence, same score.** Over the BRCA1 span the two assemblies differ at 3 bases, all
+#   past the exons Findlay et al. edited (hg19 41.31 and 41.35 Mbp), so no window here holds one
+#   and every delta is the same on both builds (`max_abs_delta_diff_grch38_same_sequence`). A
+#   variant whose window held one would score differently: score against the build your VCF was
+#   called on.
+# - The AUROC and the class/consequence plots are notebook 03's question on a subset; on the
+#   bundled model they show its base-composition bias, not biology (see 03's closing notes).
