@@ -125,6 +125,16 @@ def scaled_mm_available(device: torch.device | str) -> bool:
             and torch.cuda.get_device_capability(device) >= (8, 9))
 
 
+def backend_for(mode: str, device: torch.device | str) -> str:
+    """The FP8Linear backend for weights on ``device``: 'auto' -> 'scaled_mm' where available,
+    else 'emulate'; 'emulate' and 'scaled_mm' as named."""
+    if mode == "auto":
+        return "scaled_mm" if scaled_mm_available(device) else "emulate"
+    if mode not in FP8_BACKENDS:
+        raise ValueError(f"FP8 backend must be 'auto' or one of {FP8_BACKENDS}, not {mode!r}")
+    return mode
+
+
 def scaled_mm_gemm(x: torch.Tensor, wq: torch.Tensor, input_scale: float, weight_scale: float,
                    bias: torch.Tensor | None) -> torch.Tensor:
     """x (..., K) in the model dtype, wq (N, K) float8_e4m3fn -> (..., N) in x's dtype.

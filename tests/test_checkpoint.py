@@ -26,7 +26,7 @@ from evo2kit.checkpoint import (
     read_official_checkpoint,
 )
 from evo2kit.fp8 import FP8Linear, cast_e4m3, fp8_linear_emulated, round_e4m3
-from evo2kit.model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2
+from evo2kit.model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
@@ -343,6 +343,59 @@ def test_pickled_code_is_refused(tmp_path):
     with pytest.raises(Exception, match="Weights only load failed"):
         evo2kit.load_model(yml, local_path=pt, device="cpu")
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- several devices
+# Only CPU is here, and PyTorch has one CPU device, so blocks "on two devices" are checked two
+# ways: a plan over cpu twice must change nothing, and a plan over cpu and meta shows that each
+# block's input and state are moved to that block's device (meta computes shapes only, and mixing
+# cpu and meta tensors in one op raises). A real transfer between two GPUs is not exercised.
+
+
+def test_blocks_are_split_over_devices_as_vortex_does():
+    plan = plan_block_devices(25, ["cuda:0", "cuda:1"])  # vortex: ceil(25 / 2) = 13 blocks per GPU
+    assert plan == [torch.device("cuda:0")] * 13 + [torch.device("cuda:1")] * 12
+    assert plan_block_devices(50, ["cuda:0", "cuda:1"]).count(torch.device("cuda:1")) == 25
+    assert plan_block_devices(3, {0: "cpu", 1: "meta", 2: "cpu"}) == [torch.device(d) for d in ("cpu", "meta", "cpu")]
+    with pytest.raises(ValueError, match=r"missing \[2\], not blocks \[5\]"):
+        plan_block_devices(3, {0: "cpu", 1: "cpu", 5: "cpu"})
+    with pytest.raises(ValueError, match="empty list"):
+        plan_block_devices(3, [])
+    with pytest.raises(ValueError, match="device or device_map, not both"):
+        evo2kit.load_model(FP8_CFG, device="cpu", device_map=["cpu"])
+
+
+def test_device_map_gives_the_single_device_results(tmp_path):
+    yml, pt = write(tmp_path, FP8_CFG, fp8_checkpoint(FP8_CFG))
+    ids = token_ids(48, seed=3)
+    names = ["blocks.0.mlp.l3", "blocks.4.mlp.l3"]
+    one = evo2kit.load_model(yml, local_path=pt, device="cpu")
+    (want, _), want_emb = one(ids, return_embeddings=True, layer_names=names)
+    for device_map in (["cpu", "cpu"], {0: "cpu", 1: "cpu", 2: "cpu", 3: "cpu", 4: "cpu"}):
+        split = evo2kit.load_model(yml, local_path=pt, device_map=device_map)
+        assert split.load_report.fp8_backend == "emulate"
+        for chunk_size in (None, 20):
+            (got, _), emb = split(ids, return_embeddings=True, layer_names=names, chunk_size=chunk_size)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            for n in names:
+                torch.testing.assert_close(emb[n], want_emb[n], rtol=1e-5, atol=1e-5)
+
+
+def test_hidden_state_and_state_move_to_each_blocks_device(tmp_path):
+    model = evo2kit.load_model(FP8_CFG, device_map=["cpu", "meta"], dtype="bfloat16").model
+    plan = [torch.device("cpu")] * 3 + [torch.device("meta")] * 2  # ceil(5 / 2) = 3 blocks on cpu
+    assert [next(b.parameters()).device for b in model.blocks] == plan
+    assert model.embedding_layer.weight.device.type == "cpu"
+    seen = []
+    for block in model.blocks:
+        block.register_forward_pre_hook(lambda m, args: seen.append(args[0].device))
+    state = model.new_state()
+    for chunk in token_ids(30, seed=4).split(12, 1):  # the chunked forward, state carried
+        x = model.hidden_states(chunk, state)
+        assert x.shape == (1, chunk.shape[1], FP8_CFG["hidden_size"]) and x.device.type == "meta"
+    assert seen == plan * 3
+    for block_state, device in zip(state.blocks, plan):
+        assert block_state and all(t.device == device for t in block_state.values())
 
 
 # ----------------------------------------------------------------------------- published names
