@@ -170,7 +170,8 @@ def test_emulated_projection_in_bf16_rounds_once():
         with torch.no_grad():
             got = lin(x)
         assert got.dtype == torch.bfloat16
-        ref = torch.from_numpy(reference_fp8_linear(x.float().reshape(-1, 96), lin.weight.detach().float(), 60.0, 2500.0))
+        ref = torch.from_numpy(reference_fp8_linear(x.float().reshape(-1, 96), lin.weight.detach().float(),
+                                                    60.0, 2500.0))
         if bias:
             ref = ref + lin.bias.detach().double()
         tol = 1e-6 * ref.abs().max()
