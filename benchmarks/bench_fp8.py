@@ -48,21 +48,24 @@ HIDDEN = 1920  # the 1B's width
 _PEAK_SCRIPT = """
 import json, sys
 import psutil, torch, evo2kit
+def status():
+    return {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(("VmHWM", "Rss"))}
+before = status()
 base = psutil.Process().memory_info().rss
 model = evo2kit.load_model(sys.argv[1], local_path=sys.argv[2], device="cpu", dtype=getattr(torch, sys.argv[3]))
 for p in model.model.parameters():  # every page of every weight is resident now
     p.sum()
 # VmHWM, not ru_maxrss: ru_maxrss survives exec and so starts at the RSS of whoever forked us
-status = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open("/proc/self/status")
-          if l.startswith(("VmHWM", "Rss"))}
-print(json.dumps({"base": base, "peak": status["VmHWM"], "file": status["RssFile"], "anon": status["RssAnon"]}))
+after = status()
+print(json.dumps({"base": base, "peak": after["VmHWM"], "file": after["RssFile"] - before["RssFile"],
+                  "anon": after["RssAnon"] - before["RssAnon"]}))
 """
 
 
 def load_peak_bytes(config_yml: str, checkpoint: str, dtype: str = "bfloat16", detail: bool = False):
     """Peak RSS of loading ``checkpoint`` with ``evo2kit.load_model`` in a fresh process, minus
     that process's RSS after ``import torch, evo2kit`` (bytes). ``detail``: also the resident
-    file-backed (the checkpoint's pages) and anonymous bytes after the load, in a dict."""
+    file-backed (the checkpoint's pages) and anonymous bytes the load added, in a dict."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(evo2kit.__file__)),
                                                        os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, config_yml, checkpoint, dtype],
@@ -161,7 +164,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tokens", type=int, default=4096)
     p.add_argument("--blocks", type=int, default=3, help="projection layers timed per round")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds (0: skip the speed part)")
     p.add_argument("--memory-blocks", type=int, default=8, help="1B blocks in the memory checkpoint (0: skip)")
     args = p.parse_args()
     print(f"$ python {' '.join(shlex.quote(a) for a in sys.argv)}")
@@ -169,16 +172,15 @@ def main() -> None:
     print(f"\nprojections {HIDDEN} -> {3 * HIDDEN}, {args.blocks} blocks, {args.tokens} tokens, {args.rounds} rounds")
     print(f"{'mode':6} {'first s':>8} {'median s':>9} {'x bf16 time':>12} {'median cpu s':>13} {'x bf16 cpu':>11} "
           f"{'max rel diff':>13}")
-    for r in speed_rows(args.tokens, args.blocks, args.rounds):
+    for r in speed_rows(args.tokens, args.blocks, args.rounds) if args.rounds else []:
         print(f"{r['mode']:6} {r['first s']:8.3f} {r['median s']:9.3f} {r['x bf16 time']:12.2f} "
               f"{r['median cpu s']:13.3f} {r['x bf16 cpu']:11.2f} {r['max rel diff']:13.2e}")
     if args.memory_blocks:
         m = memory_row(args.memory_blocks)
         print(f"\nloading a 1B-shaped bf16 checkpoint cut to {m['blocks']} blocks: file {m['file MiB']:.0f} MiB, "
               f"peak - baseline {m['peak - base MiB']:.0f} MiB, peak / file {m['peak / file']:.2f} (goal <= 1.2)")
-        print(f"  resident after the load: {m['file pages MiB']:.0f} MiB of file pages (the checkpoint, "
-              f"memory-mapped), {m['anonymous MiB']:.0f} MiB anonymous (the interpreter, PyTorch, copies the "
-              "loader made)")
+        print(f"  resident after the load, beyond the baseline: {m['file pages MiB']:.0f} MiB of file pages (the "
+              f"memory-mapped checkpoint), {m['anonymous MiB']:.0f} MiB anonymous (copies the loader made, PyTorch)")
         print(f"  loading a {m['small file KiB']:.0f} KiB checkpoint the same way peaks {m['any load MiB']:.0f} MiB "
               f"above baseline: PyTorch's first-use allocations, part of every load, counted above; without them "
               f"{(m['peak - base MiB'] - m['any load MiB']) / m['file MiB']:.2f} x the file")
