@@ -4,9 +4,13 @@ Transformer Engine, no flash-attn). Writes one JSON file.
 1. FP8 projections: ``torch._scaled_mm`` (fast accumulation) against evo2kit's exact CPU
    emulation, on the same random 1B- and 7B-width weights and TE-style scales (448 / amax):
    max |difference| / max |emulation| and time per call.
+   Also ``FP8Linear`` itself (the rounded weight kept) through both backends on the GPU.
 2. Forward throughput of the torch backend in bf16 at 7B width (the 7B's first 4 blocks: HCS,
    HCM, HCL, attention; random weights), whole and chunked (8,192-token chunks), at 8k, 32k
    and 131k tokens; a length that runs out of memory is recorded as such.
+3. Blocks on two devices (``load_model(device_map=...)``): a small FP8 config with its first
+   blocks on the GPU and the rest on the CPU against the whole model on the GPU (logits and
+   embeddings, whole and chunked), so the hidden state really crosses devices.
 
     python benchmarks/gpu_check.py --out gpu_check.json
     python benchmarks/gpu_check.py --lengths 8192 --out quick.json
@@ -22,7 +26,7 @@ import time
 
 import torch
 
-from evo2kit.fp8 import E4M3_MAX, fp8_linear_emulated, fp8_linear_scaled_mm, scaled_mm_available
+from evo2kit.fp8 import E4M3_MAX, FP8Linear, fp8_linear_emulated, fp8_linear_scaled_mm, scaled_mm_available
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
@@ -61,7 +65,39 @@ def fp8_rows(tokens: int) -> list[dict]:
             "emulated_gpu_s": cuda_time(lambda xc=xc, wc=wc, sx=sx, sw=sw: fp8_linear_emulated(xc, wc, sx, sw)),
             "bf16_linear_s": cuda_time(lambda xc=xc, wc=wc: torch.nn.functional.linear(xc, wc)),
         })
+        for backend in ("scaled_mm", "emulate"):  # the module, its rounded weight kept
+            lin = FP8Linear(hidden, 3 * hidden, bias=False, backend=backend).cuda().bfloat16()
+            lin.weight.data = wc
+            lin.set_scales(sx, sw)
+            with torch.no_grad():
+                y = lin(xc).float().cpu()
+                diff = float((y - emulated).abs().max() / emulated.abs().max())
+                rows[-1][f"fp8linear_{backend}_max_rel_diff_vs_cpu_emulation"] = diff
+                rows[-1][f"fp8linear_{backend}_s"] = cuda_time(lambda lin=lin, xc=xc: lin(xc))
     return rows
+
+
+@torch.no_grad()
+def device_map_rows() -> dict:
+    import vortex_ref as vr  # noqa: PLC0415
+
+    import evo2kit
+
+    cfg = vr.official_config(use_fp8_input_projections=True)  # HCS, HCM, HCL, attention, HCS; hidden 64
+    ids = torch.randint(0, 4, (1, 300), generator=torch.Generator().manual_seed(0)) + 65
+    names = ["blocks.1.mlp.l3", "blocks.4.mlp.l3"]
+    one = evo2kit.load_model(cfg, device="cuda", dtype="float32", fp8="emulate")
+    split = evo2kit.load_model(cfg, device_map=["cuda", "cpu"], dtype="float32", fp8="emulate")
+    out = {"block_devices": [str(next(b.parameters()).device) for b in split.model.blocks]}
+    for chunk_size in (None, 128):
+        (a, _), ea = one(ids, return_embeddings=True, layer_names=names, chunk_size=chunk_size)
+        (b, _), eb = split(ids, return_embeddings=True, layer_names=names, chunk_size=chunk_size)
+        key = "whole" if chunk_size is None else f"chunked_{chunk_size}"
+        out[key] = {"logits_device": str(b.device),
+                    "max_rel_diff_logits": float((a - b).abs().max() / a.abs().max()),
+                    "max_rel_diff_embeddings": max(float((ea[n] - eb[n]).abs().max() / ea[n].abs().max())
+                                                   for n in names)}
+    return out
 
 
 @torch.inference_mode()
@@ -107,6 +143,7 @@ def main() -> None:
               "scaled_mm_available": scaled_mm_available("cuda")}
     if result["scaled_mm_available"]:
         result["fp8"] = fp8_rows(args.fp8_tokens)
+    result["device_map_cuda_cpu"] = device_map_rows()
     result["throughput_bf16_7b_width_4_blocks"] = throughput_rows(args.lengths, args.chunk)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -30,8 +30,8 @@ from .checkpoint import (
     where_to_get,
 )
 from .files import sha256_file
-from .fp8 import FP8Linear, scaled_mm_available
-from .model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2
+from .fp8 import FP8Linear, backend_for
+from .model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
 from .tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -109,8 +109,9 @@ class Evo2Model:
 
     def hooks(self, layer_names: Iterable[str], sink) -> "_Hooks":
         """Context manager calling ``sink(name, output)`` for every forward of each named
-        submodule (every chunk, in a chunked forward)."""
-        return _Hooks(self.model, list(layer_names), sink)
+        submodule (every chunk, in a chunked forward), the output moved to ``self.device``
+        (where the logits are) when blocks sit on several devices."""
+        return _Hooks(self.model, list(layer_names), sink, self.device)
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -244,8 +245,8 @@ def _check_int(name: str, value, low: int, high: int | None = None, note: str = 
 
 
 class _Hooks:
-    def __init__(self, module: torch.nn.Module, names: list[str], sink):
-        self.module, self.names, self.sink, self.handles = module, names, sink, []
+    def __init__(self, module: torch.nn.Module, names: list[str], sink, device: torch.device):
+        self.module, self.names, self.sink, self.device, self.handles = module, names, sink, device, []
 
     def __enter__(self):
         for name in self.names:
@@ -256,7 +257,7 @@ class _Hooks:
                                "'blocks.3', 'norm' (see model.model.named_modules())") from None
 
             def hook(_m, _inp, out, name=name):
-                self.sink(name, (out[0] if isinstance(out, tuple) else out).detach())
+                self.sink(name, (out[0] if isinstance(out, tuple) else out).detach().to(self.device))
 
             self.handles.append(sub.register_forward_hook(hook))
         return self
@@ -311,8 +312,9 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 FP8_MODES = ("auto", "emulate", "off")
 
 
-def resolve_fp8(config: Evo2Config, fp8: str, device: torch.device) -> tuple[Evo2Config, str | None, list[str]]:
-    """How a config's FP8 input projections run: (config, FP8Linear backend or None, notes).
+def resolve_fp8(config: Evo2Config, fp8: str) -> tuple[Evo2Config, str | None, list[str]]:
+    """How a config's FP8 input projections run: (config, 'auto' | 'emulate' | None, notes),
+    the middle one for ``fp8.backend_for`` with each projection's device.
 
     'auto': torch._scaled_mm on CUDA GPUs with FP8 (cc >= 8.9), else the exact emulation;
     'emulate': the emulation everywhere; 'off': plain projections in the model dtype, with a
@@ -335,14 +337,13 @@ def resolve_fp8(config: Evo2Config, fp8: str, device: torch.device) -> tuple[Evo
             " (7B, as evo2 without Transformer Engine; fp8='emulate' runs them in FP8)"
             if is_7b and fp8 == "auto" else "")
         return dataclasses.replace(config, use_fp8_input_projections=False), None, [note]
-    backend = "scaled_mm" if fp8 == "auto" and scaled_mm_available(device) else "emulate"
-    return config, backend, []
+    return config, fp8, []
 
 
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
                device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-               fp8: str = "auto", random_weights: bool = False):
+               fp8: str = "auto", random_weights: bool = False, device_map=None):
     """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
@@ -350,9 +351,12 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     the parts a 40B one is published in, or their folder); published models cannot be
     downloaded by evo2kit: without local_path they raise unless ``random_weights=True``.
     Other configs without local_path get random (untrained) weights. device: None or "auto":
-    CUDA when present. dtype: 'float32', 'bfloat16', 'float16' (or the torch dtype); None or
-    "auto": float32 on CPU, bfloat16 for published models on CUDA. A notebook's parameters
-    (strings, None for "not set") go in as they are.
+    CUDA when present. device_map (instead of device): blocks on several devices, a list (blocks
+    split in contiguous runs, as vortex places the 40B on 2 x 80 GB GPUs: ``["cuda:0", "cuda:1"]``)
+    or a dict {block index: device}; the embedding, final norm and logits live on block 0's device
+    (``model.device``), and the hidden state moves between devices in forward. dtype: 'float32',
+    'bfloat16', 'float16' (or the torch dtype); None or "auto": float32 on CPU, bfloat16 for
+    published models on CUDA. A notebook's parameters (strings, None for "not set") go in as they are.
     fp8: 'auto' | 'emulate' | 'off', how FP8 input projections run (``resolve_fp8``); models
     without a checkpoint use unit FP8 scales. Official checkpoints are memory-mapped and their
     tensors assigned to a model built on the meta device: host memory peaks near the file
@@ -365,10 +369,16 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
     dtype = resolve_dtype(dtype)
     config, name = resolve_config(name_or_config)
+    block_devices = None
+    if device_map is not None:
+        if device not in (None, "auto"):
+            raise ValueError("give device or device_map, not both (device_map's block 0 device holds the embedding)")
+        block_devices = plan_block_devices(config.num_layers, device_map)
+        device = block_devices[0]
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
-    sha = None
+    sha, fp8_mode = None, None
     if name in BUNDLED and local_path is None:
         model, sha = _load_bundled(name)
     elif local_path is not None and str(local_path).endswith(".safetensors"):
@@ -376,11 +386,11 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         sha = sha256_file(Path(local_path))
     elif local_path is not None:
         state_dict = read_official_checkpoint(local_path)  # FileNotFoundError at once; memory-mapped
-        config, fp8_backend, notes = resolve_fp8(config, fp8, device)
+        config, fp8_mode, notes = resolve_fp8(config, fp8)
         with torch.device("meta"):
             model = StripedHyena2(config)
         report = load_official_state_dict(model, state_dict, dtype=dtype, device=device,
-                                          fp8_backend=fp8_backend or "emulate")
+                                          fp8_backend=fp8_mode or "emulate", block_devices=block_devices)
         report.notes += notes
         model.load_report = report
         return Evo2Model(model, name, sha)
@@ -388,17 +398,18 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         if name in PUBLISHED_CONFIGS and not random_weights:
             raise FileNotFoundError(f"{where_to_get(name)}'...' (or random_weights=True for an untrained model "
                                     "of this shape)")
-        config, fp8_backend, _ = resolve_fp8(config, fp8, device)
+        config, fp8_mode, _ = resolve_fp8(config, fp8)
         with torch.device(device):  # built where it runs; on "meta": shapes only, no memory
             model = StripedHyena2(config)
         if device.type != "meta":
             model.init_weights(0)
-        for m in model.modules():
-            if isinstance(m, FP8Linear):
-                m.backend = fp8_backend
     if dtype != torch.float32:
         model.to_inference_dtype(dtype)
-    return Evo2Model(model.to(device), name, sha)
+    model = model.to(device) if block_devices is None else model.place_blocks(block_devices)
+    for m in model.modules():
+        if fp8_mode and isinstance(m, FP8Linear):
+            m.backend = backend_for(fp8_mode, m.weight.device)
+    return Evo2Model(model, name, sha)
 
 
 def _load_bundled(name: str) -> tuple[StripedHyena2, str]:

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import torch
 
 from .files import atomic_path
-from .fp8 import FP8Linear
+from .fp8 import FP8Linear, backend_for
 from .model import Evo2Config, StripedHyena2, keeps_float32
 
 # What the unpickler may construct besides tensors: TE 1.x stores its FP8 metadata as an
@@ -309,15 +309,17 @@ def check_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any
 
 def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any],
                              dtype: torch.dtype | None = None, device: torch.device | str | None = None,
-                             fp8_backend: str = "emulate") -> LoadReport:
+                             fp8_backend: str = "emulate",
+                             block_devices: list[torch.device] | None = None) -> LoadReport:
     """Load an official Evo 2 state dict into ``model`` (strict, in place) and report.
 
     Everything is checked first (``check_official_state_dict``). Then each tensor is mapped
     (Wqkv permuted when ``column_split``; cast to ``dtype``, except those ``keeps_float32``, or
     to the model's own dtype when ``dtype`` is None) and *assigned* to the module, so a
     memory-mapped checkpoint whose dtype already fits is never copied. ``model`` may live on
-    the meta device (then ``device``, default CPU, says where the weights go). FP8Linear
-    modules get their scales from the checkpoint and run with ``fp8_backend``.
+    the meta device (then ``device``, default CPU, says where the weights go, or
+    ``block_devices[i]`` for those of block i). FP8Linear modules get their scales from the
+    checkpoint and run with ``fp8_backend`` ('auto': ``_scaled_mm`` where their device has it).
     """
     scales = check_official_state_dict(model, state_dict)
     own = model.state_dict()
@@ -330,19 +332,26 @@ def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any]
             permuted.append(name)
         to_dtype = target.dtype if dtype is None or not target.is_floating_point() else (
             torch.float32 if keeps_float32(name) else dtype)
-        to_device = torch.device(device or "cpu") if target.is_meta else target.device
+        if not target.is_meta:
+            to_device = target.device
+        elif block_devices is not None and name.startswith("blocks."):
+            to_device = block_devices[int(name.split(".")[1])]
+        else:
+            to_device = torch.device((block_devices or [device or "cpu"])[0])
         if src.dtype != to_dtype:
             change = f"{str(src.dtype).removeprefix('torch.')} -> {str(to_dtype).removeprefix('torch.')}"
             converted[change] = converted.get(change, 0) + 1
         mapped[name] = src.to(device=to_device, dtype=to_dtype)
     model.load_state_dict(mapped, strict=True, assign=True)
+    backends = set()
     for name, (input_scale, weight_scale) in scales.items():
         module = model.get_submodule(name)
         module.set_scales(input_scale, weight_scale)
-        module.backend = fp8_backend
+        module.backend = backend_for(fp8_backend, module.weight.device)
+        backends.add(module.backend)
     dropped = sorted(k for k in state_dict if k not in own and not (k.endswith("._extra_state")
                                                                      and k[: -len("._extra_state")] in scales))
-    return LoadReport(dropped, permuted, converted, scales, fp8_backend if scales else None)
+    return LoadReport(dropped, permuted, converted, scales, ", ".join(sorted(backends)) or None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -439,6 +439,25 @@ class AttentionBlock(nn.Module):
         return self.mlp(self.post_norm(u)) + u
 
 
+def plan_block_devices(num_layers: int, device_map) -> list[torch.device]:
+    """One device per block from ``device_map``: a list of devices, over which the blocks are
+    split into contiguous runs of ceil(num_layers / len(list)) as vortex does (StripedHyena
+    ``__init__``: ``layer_idx // layers_per_gpu``), or a dict {block index: device} naming
+    every block."""
+    if isinstance(device_map, Mapping):
+        keys = set(device_map)
+        missing, extra = sorted(set(range(num_layers)) - keys), sorted(keys - set(range(num_layers)), key=str)
+        if missing or extra:
+            raise ValueError(f"device_map must map every block index 0..{num_layers - 1} to a device: "
+                             f"missing {missing}, not blocks {extra}")
+        return [torch.device(device_map[i]) for i in range(num_layers)]
+    devices = [torch.device(d) for d in device_map]
+    if not devices:
+        raise ValueError("device_map is an empty list; give at least one device")
+    per_device = math.ceil(num_layers / len(devices))
+    return [devices[min(i // per_device, len(devices) - 1)] for i in range(num_layers)]
+
+
 def keeps_float32(name: str) -> bool:
     """Tensors Evo 2 keeps in float32 whatever the inference dtype: HCL poles and residues and the
     rotary frequencies (vortex ``to_bfloat16_except_pr_lc``)."""
@@ -476,14 +495,33 @@ class StripedHyena2(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.eps) if config.final_norm else nn.Identity()
 
     def forward(self, input_ids: torch.Tensor, state: InferenceState | None = None) -> torch.Tensor:
-        """input_ids: (B, L) int -> logits (B, L, vocab). With ``state``, the ids continue the
-        sequence the state has seen, and the state is advanced past them."""
+        """input_ids: (B, L) int -> logits (B, L, vocab) on the embedding's device. With
+        ``state``, the ids continue the sequence the state has seen, and the state is advanced
+        past them."""
+        x = self.hidden_states(input_ids, state).to(self.embedding_layer.weight.device)
+        return self.norm(x) @ self.embedding_layer.weight.T  # tied embeddings
+
+    def hidden_states(self, input_ids: torch.Tensor, state: InferenceState | None = None) -> torch.Tensor:
+        """The last block's output (B, L, D), on the last block's device. Blocks may sit on
+        different devices (``place_blocks``): each one's input is moved to it, so each block's
+        part of ``state`` stays on that block's device."""
         x = self.embedding_layer(input_ids)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if state is None else state.blocks[i])
+            x = block(x.to(next(block.parameters()).device), None if state is None else state.blocks[i])
         if state is not None:
             state.offset += input_ids.shape[1]
-        return self.norm(x) @ self.embedding_layer.weight.T  # tied embeddings
+        return x
+
+    def place_blocks(self, block_devices: list[torch.device | str]) -> "StripedHyena2":
+        """Move block i to ``block_devices[i]``, and the embedding and final norm to block 0's
+        device (where ``forward`` returns the logits), as vortex places the 40B on two GPUs."""
+        if len(block_devices) != len(self.blocks):
+            raise ValueError(f"block_devices lists {len(block_devices)} devices for {len(self.blocks)} blocks")
+        for block, device in zip(self.blocks, block_devices):
+            block.to(device)
+        self.embedding_layer.to(block_devices[0])
+        self.norm.to(block_devices[0])
+        return self
 
     def new_state(self) -> InferenceState:
         return InferenceState.empty(len(self.blocks))

@@ -25,8 +25,8 @@ from evo2kit.checkpoint import (
     CheckpointError,
     read_official_checkpoint,
 )
-from evo2kit.fp8 import FP8Linear, cast_e4m3
-from evo2kit.model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2
+from evo2kit.fp8 import FP8Linear, cast_e4m3, fp8_linear_emulated, round_e4m3
+from evo2kit.model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
@@ -132,6 +132,79 @@ def test_emulated_projection_equals_plain_reference():
     # the comparison can fail: swapped scales or no FP8 at all are far outside the bound
     assert np.abs(got - reference_fp8_linear(x, w, sw, sx)).max() > 100 * bound
     assert np.abs(got - (x.double() @ w.double().T).numpy()).max() > 100 * bound
+
+
+def test_fast_rounding_equals_the_float8_cast():
+    """round_e4m3 (fp32 arithmetic) against PyTorch's float8 cast on every bf16 value times
+    scales that move them across E4M3's subnormals, normals and saturation, and against the
+    plain per-element rounding above on a sample."""
+    every_bf16 = torch.arange(-(1 << 15), 1 << 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    wide_fp32 = torch.randn(1 << 16, generator=torch.Generator().manual_seed(3)) * torch.logspace(-14, 4, 1 << 16)
+    for x in (every_bf16, wide_fp32):
+        for scale in (1.0, 3.7, 1000.0, 2.0 ** -10):
+            got, want = round_e4m3(x, scale), cast_e4m3(x, scale).float()
+            assert torch.equal(got.isnan(), want.isnan()), scale
+            assert torch.equal(got[~got.isnan()], want[~want.isnan()]), scale
+            in_bf16 = round_e4m3(x, scale, torch.bfloat16).float()
+            assert torch.equal(in_bf16.isnan(), got.isnan()) and torch.equal(in_bf16.nan_to_num(), got.nan_to_num())
+    sample = wide_fp32[::64]
+    plain = torch.tensor([e4m3(float(v)) for v in sample * 37.0])  # the fp32 product, rounded
+    assert torch.equal(round_e4m3(sample, 37.0), plain)
+    assert (round_e4m3(wide_fp32, 1.0) != wide_fp32).float().mean() > 0.9  # it does round
+
+
+def test_emulated_projection_in_bf16_rounds_once():
+    """In a bf16 model the GEMM accumulates in fp32 and rounds once to bf16: each output is the
+    bf16 rounding of a value within fp32 rounding of the reference. Multiplying a bf16 product
+    by the scales afterwards (two roundings) misses this on about a quarter of the outputs."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 29, 96, generator=g).bfloat16()
+    for bias in (False, True):
+        lin = FP8Linear(96, 288, bias=bias)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(288, 96, generator=g) * 0.05)
+            if bias:
+                lin.bias.copy_(torch.randn(288, generator=g))
+        lin = lin.bfloat16()
+        lin.set_scales(60.0, 2500.0)
+        with torch.no_grad():
+            got = lin(x)
+        assert got.dtype == torch.bfloat16
+        ref = torch.from_numpy(reference_fp8_linear(x.float().reshape(-1, 96), lin.weight.detach().float(),
+                                                    60.0, 2500.0))
+        if bias:
+            ref = ref + lin.bias.detach().double()
+        tol = 1e-6 * ref.abs().max()
+        lo, hi = (ref - tol).float().bfloat16().double(), (ref + tol).float().bfloat16().double()
+        got = got.reshape(-1, 288).double()
+        assert ((got >= lo) & (got <= hi)).all(), float((got - ref).abs().max())
+    product = cast_e4m3(x, 60.0).double().reshape(-1, 96) @ cast_e4m3(lin.weight.detach(), 2500.0).double().T
+    twice = (product.float().bfloat16().float() * (1 / 60.0) * (1 / 2500.0)).bfloat16().double() + lin.bias.double()
+    assert ((twice < lo) | (twice > hi)).float().mean() > 0.05  # the check can fail
+
+
+def test_rounded_weight_is_kept_until_the_weight_changes():
+    g = torch.Generator().manual_seed(5)
+    lin = FP8Linear(32, 96, bias=False)
+    lin.set_scales(20.0, 300.0)
+    x = torch.randn(5, 32, generator=g)
+    with torch.no_grad():
+        first = lin(x)
+        kept = lin.quantised_weight(torch.float32)
+        assert lin(x).equal(first) and lin.quantised_weight(torch.float32) is kept  # rounded once
+        lin.weight.mul_(2.0)  # an in-place change
+        assert lin(x).equal(fp8_linear_emulated(x, lin.weight, 20.0, 300.0)) and not lin(x).equal(first)
+        lin.set_scales(20.0, 100.0)
+        assert lin(x).equal(fp8_linear_emulated(x, lin.weight, 20.0, 100.0))
+        lin.weight.data.copy_(torch.randn(96, 32, generator=g))  # behind autograd's back: stale ...
+        stale = lin(x)
+        lin.clear_cache()  # ... until the cache is cleared
+        fresh = lin(x)
+        assert fresh.equal(fp8_linear_emulated(x, lin.weight, 20.0, 100.0)) and not fresh.equal(stale)
+        assert lin.bfloat16()(x.bfloat16()).equal(fp8_linear_emulated(x.bfloat16(), lin.weight, 20.0, 100.0))
+    y = lin.float()(x.requires_grad_())  # with gradients: nothing kept, the rounding passes them through
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
 def test_nonfinite_inputs_saturate_or_propagate():
@@ -271,6 +344,59 @@ def test_pickled_code_is_refused(tmp_path):
     with pytest.raises(Exception, match="Weights only load failed"):
         evo2kit.load_model(yml, local_path=pt, device="cpu")
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- several devices
+# Only CPU is here, and PyTorch has one CPU device, so blocks "on two devices" are checked two
+# ways: a plan over cpu twice must change nothing, and a plan over cpu and meta shows that each
+# block's input and state are moved to that block's device (meta computes shapes only, and mixing
+# cpu and meta tensors in one op raises). A real transfer between two GPUs is not exercised.
+
+
+def test_blocks_are_split_over_devices_as_vortex_does():
+    plan = plan_block_devices(25, ["cuda:0", "cuda:1"])  # vortex: ceil(25 / 2) = 13 blocks per GPU
+    assert plan == [torch.device("cuda:0")] * 13 + [torch.device("cuda:1")] * 12
+    assert plan_block_devices(50, ["cuda:0", "cuda:1"]).count(torch.device("cuda:1")) == 25
+    assert plan_block_devices(3, {0: "cpu", 1: "meta", 2: "cpu"}) == [torch.device(d) for d in ("cpu", "meta", "cpu")]
+    with pytest.raises(ValueError, match=r"missing \[2\], not blocks \[5\]"):
+        plan_block_devices(3, {0: "cpu", 1: "cpu", 5: "cpu"})
+    with pytest.raises(ValueError, match="empty list"):
+        plan_block_devices(3, [])
+    with pytest.raises(ValueError, match="device or device_map, not both"):
+        evo2kit.load_model(FP8_CFG, device="cpu", device_map=["cpu"])
+
+
+def test_device_map_gives_the_single_device_results(tmp_path):
+    yml, pt = write(tmp_path, FP8_CFG, fp8_checkpoint(FP8_CFG))
+    ids = token_ids(48, seed=3)
+    names = ["blocks.0.mlp.l3", "blocks.4.mlp.l3"]
+    one = evo2kit.load_model(yml, local_path=pt, device="cpu")
+    (want, _), want_emb = one(ids, return_embeddings=True, layer_names=names)
+    for device_map in (["cpu", "cpu"], {0: "cpu", 1: "cpu", 2: "cpu", 3: "cpu", 4: "cpu"}):
+        split = evo2kit.load_model(yml, local_path=pt, device_map=device_map)
+        assert split.load_report.fp8_backend == "emulate"
+        for chunk_size in (None, 20):
+            (got, _), emb = split(ids, return_embeddings=True, layer_names=names, chunk_size=chunk_size)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            for n in names:
+                torch.testing.assert_close(emb[n], want_emb[n], rtol=1e-5, atol=1e-5)
+
+
+def test_hidden_state_and_state_move_to_each_blocks_device(tmp_path):
+    model = evo2kit.load_model(FP8_CFG, device_map=["cpu", "meta"], dtype="bfloat16").model
+    plan = [torch.device("cpu")] * 3 + [torch.device("meta")] * 2  # ceil(5 / 2) = 3 blocks on cpu
+    assert [next(b.parameters()).device for b in model.blocks] == plan
+    assert model.embedding_layer.weight.device.type == "cpu"
+    seen = []
+    for block in model.blocks:
+        block.register_forward_pre_hook(lambda m, args: seen.append(args[0].device))
+    state = model.new_state()
+    for chunk in token_ids(30, seed=4).split(12, 1):  # the chunked forward, state carried
+        x = model.hidden_states(chunk, state)
+        assert x.shape == (1, chunk.shape[1], FP8_CFG["hidden_size"]) and x.device.type == "meta"
+    assert seen == plan * 3
+    for block_state, device in zip(state.blocks, plan):
+        assert block_state and all(t.device == device for t in block_state.values())
 
 
 # ----------------------------------------------------------------------------- published names
