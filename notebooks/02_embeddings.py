@@ -43,6 +43,7 @@ store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (the runner's build/<p
 window = 1024  # bp of genome around each variant (the Evo 2 notebook uses 8,192)
 n_variants = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
 layer_ids = None  # None: every block; or block indices, e.g. [2, 5, 8, 11]
+layer_name = "blocks.{i}.mlp.l3"  # the module read in block i; "blocks.{i}.pre_norm": the community tutorial's
 pooling = "mean"  # how the store summarises each window (the community tutorial's choice)
 batch_size = 8  # windows per forward pass
 n_pooling = 400  # variants in the pooling comparison
@@ -115,7 +116,7 @@ plt.show()
 device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
                            dtype=None if dtype == "auto" else getattr(torch, dtype))
-layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
+layers = [layer_name.format(i=i) for i in (range(model.config.num_layers) if layer_ids is None else layer_ids)]
 mid = layers[len(layers) // 2]  # a middle layer: the usual best guess before a sweep (notebook 04)
 store_root = Path(store_root or Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "embeddings")
 store = store_root / embed.store_name(model, windows, layers, pooling, batch_size)

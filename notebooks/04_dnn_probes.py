@@ -44,9 +44,10 @@ device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
 data_dir = None  # None: $EVO2KIT_DATA_DIR, else the download cache
 store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (where notebook 02 left it), else build/embeddings
-window = 1024  # these six must equal notebook 02's for its store to be reused (else it is computed here)
+window = 1024  # these seven must equal notebook 02's for its store to be reused (else it is computed here)
 n_variants = None
 layer_ids = None
+layer_name = "blocks.{i}.mlp.l3"
 pooling = "mean"
 batch_size = 8
 seed = 0
@@ -95,7 +96,7 @@ windows = variant_windows(df, window)
 device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 model = evo2kit.load_model(model_name, local_path=model_weights or None, device=device,
                            dtype=None if dtype == "auto" else getattr(torch, dtype))
-layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
+layers = [layer_name.format(i=i) for i in (range(model.config.num_layers) if layer_ids is None else layer_ids)]
 store_root = Path(store_root or Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "embeddings")
 store = store_root / embed.store_name(model, windows, layers, pooling, batch_size)
 feats = embed.variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,
@@ -211,7 +212,7 @@ baselines.round(3)
 # %%
 runs = probes.probe_table(features, y, splits, config=config, n_boot=n_boot, seeds=seeds)
 sweep = probes.summarize(runs)
-layer_index = {name: i for i, name in enumerate(model.layer_names)}
+layer_index = {name: int(name.split(".")[1]) for name in layers}  # block index
 runs["layer"], sweep["layer"] = runs["features"].map(layer_index), sweep["features"].map(layer_index)
 sweep.round(3).head(8)
 
