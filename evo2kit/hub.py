@@ -66,7 +66,7 @@ def download_checkpoint(name: str) -> Path:
         lfs = listed[file].lfs
         if not lfs or not _SHA256.fullmatch(str(lfs.sha256)):
             raise data.DataIntegrityError(f"{repo}/{file}: the Hub lists no SHA-256 for it, so it cannot be checked")
-        paths.append(_download(repo, file, info.sha, lfs.sha256))
+        paths.append(_download(repo, file, lfs.sha256))
     return paths[0]
 
 
@@ -78,11 +78,11 @@ def _parts(filename: str, present) -> list[str]:
     return parts
 
 
-def _download(repo: str, file: str, revision: str | None, sha256: str) -> Path:
+def _download(repo: str, file: str, sha256: str) -> Path:
     from huggingface_hub import hf_hub_download
 
-    try:
-        path = Path(hf_hub_download(repo, file, revision=revision))
+    try:  # revision main, as listed: the cache then maps main to this commit, which offline look-ups need
+        path = Path(hf_hub_download(repo, file))
     except Exception as e:  # noqa: BLE001 (the HTTP library's errors differ across huggingface_hub versions)
         raise OSError(f"downloading {file} from the Hub repository {repo} failed ({type(e).__name__}: {e}); "
                       "no partial file was kept: run again to retry (files already downloaded are reused)") from e
