@@ -27,7 +27,6 @@ from .checkpoint import (
     load_official_state_dict,
     load_pretrained,
     read_official_checkpoint,
-    where_to_get,
 )
 from .files import sha256_file
 from .fp8 import FP8Linear, backend_for
@@ -348,9 +347,11 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
-    the parts a 40B one is published in, or their folder); published models cannot be
-    downloaded by evo2kit: without local_path they raise unless ``random_weights=True``.
-    Other configs without local_path get random (untrained) weights. device: None or "auto":
+    the parts a 40B one is published in, or their folder); without it a published model's
+    checkpoint comes from the Hugging Face Hub as ``evo2`` gets it (``evo2kit.hub``: Hub cache,
+    SHA-256 checked; offline, a FileNotFoundError says what to fetch), unless
+    ``random_weights=True`` asks for an untrained model of that shape. Other configs without
+    local_path get random (untrained) weights. device: None or "auto":
     CUDA when present. device_map (instead of device): blocks on several devices, a list (blocks
     split in contiguous runs, as vortex places the 40B on 2 x 80 GB GPUs: ``["cuda:0", "cuda:1"]``)
     or a dict {block index: device}; the embedding, final norm and logits live on block 0's device
@@ -379,6 +380,10 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
     sha, fp8_mode = None, None
+    if local_path is None and name in PUBLISHED_CHECKPOINTS and not random_weights:
+        from .hub import download_checkpoint  # noqa: PLC0415 (huggingface_hub only when a download is asked for)
+
+        local_path = download_checkpoint(name)  # the Hub cache; offline: FileNotFoundError saying what to fetch
     if name in BUNDLED and local_path is None:
         model, sha = _load_bundled(name)
     elif local_path is not None and str(local_path).endswith(".safetensors"):
@@ -395,9 +400,6 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         model.load_report = report
         return Evo2Model(model, name, sha)
     else:
-        if name in PUBLISHED_CONFIGS and not random_weights:
-            raise FileNotFoundError(f"{where_to_get(name)}'...' (or random_weights=True for an untrained model "
-                                    "of this shape)")
         config, fp8_mode, _ = resolve_fp8(config, fp8)
         with torch.device(device):  # built where it runs; on "meta": shapes only, no memory
             model = StripedHyena2(config)

@@ -355,6 +355,68 @@ def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------
+# Writing the official layout (the inverse of loading it)
+# ---------------------------------------------------------------------------------------------
+
+
+def te_extra_state(input_scale: float, weight_scale: float, amax_history_len: int = 16) -> io.BytesIO:
+    """What Transformer Engine 1.x stores as a one-GEMM ``Linear``'s ``_extra_state`` (TE
+    ``module/base.py``, ``get_extra_state``): ``torch.save`` of a dict into an ``io.BytesIO``, forward
+    tensors indexed GEMM1_INPUT = 0, GEMM1_WEIGHT = 1, GEMM1_OUTPUT = 2, scale = 448 / amax."""
+    scale = torch.tensor([input_scale, weight_scale, 1.0], dtype=torch.float32)
+    state = {"scale_fwd": scale, "scale_inv_fwd": 1.0 / scale,
+             "amax_history_fwd": (448.0 / scale).expand(amax_history_len, 3).clone(),
+             "scale_bwd": torch.ones(2), "scale_inv_bwd": torch.ones(2),
+             "amax_history_bwd": torch.zeros(amax_history_len, 2),
+             "extra_fp8_variables": {"fp8_checkpoint": True, "num_gemms": 1, "fp8_max_fwd": 448.0,
+                                     "fp8_max_bwd": 57344.0, "first_module": False}}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return buf
+
+
+def unpermute_column_split_wqkv(w: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Inverse of :func:`permute_column_split_wqkv`: model Wqkv rows [all q, all k, all v] -> the
+    checkpoint's rows per head [q, k, v] (weight (3D, D) or bias (3D,))."""
+    d = w.shape[0] // 3
+    return w.reshape(3, num_heads, d // num_heads, *w.shape[1:]).transpose(0, 1).reshape(w.shape).contiguous()
+
+
+def save_official_checkpoint(model: StripedHyena2, path: str | Path, parts: int = 1,
+                             dtype: torch.dtype = torch.bfloat16) -> list[Path]:
+    """Write ``model`` as an official Evo 2 checkpoint: ``torch.save`` of the vortex state dict with
+    Wqkv column-split rows (when ``column_split``), ``unembed.weight``, a TE ``_extra_state`` per
+    ``FP8Linear`` (its scales), floats in ``dtype`` except ``keeps_float32`` ones. ``parts`` > 1
+    splits the file into byte ranges ``path.part0``, ``.part1``, ... as the 40B is published (no
+    ``path`` then). Each file is written atomically. Returns the files written."""
+    from .embed import atomic_write
+
+    cfg, path = model.config, Path(path)
+    sd: dict[str, Any] = {}
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu()
+        if cfg.column_split and ".inner_mha_cls.Wqkv." in name:
+            t = unpermute_column_split_wqkv(t, cfg.num_attention_heads)
+        if t.is_floating_point() and not keeps_float32(name):
+            t = t.to(dtype)
+        sd[name] = t.contiguous()
+    sd["unembed.weight"] = sd["embedding_layer.weight"].clone()
+    for name, module in model.named_modules():
+        if isinstance(module, FP8Linear):
+            sd[f"{name}._extra_state"] = te_extra_state(module.input_scale, module.weight_scale)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    blob = buf.getvalue()
+    files = [path] if parts == 1 else [path.with_name(f"{path.name}.part{k}") for k in range(parts)]
+    cuts = [len(blob) * k // len(files) for k in range(len(files) + 1)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for k, f in enumerate(files):
+        atomic_write(f, lambda out, k=k: out.write(blob[cuts[k]:cuts[k + 1]]), mode="wb")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
 # evo2kit's own format: safetensors weights + JSON config
 # ---------------------------------------------------------------------------------------------
 

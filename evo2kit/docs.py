@@ -20,7 +20,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from .runner import DEFAULT_MODEL, ROOT, notebook_sources
+from .runner import ROOT, model_label, notebook_sources
 
 # Repository files that become pages of the site: their links to each other keep working.
 PAGES = {"README.md": "index.md", "evo2kit/weights/MODEL_CARD.md": "model_card.md"}
@@ -78,7 +78,7 @@ def provenance(nb, settings: dict) -> str:
     """One paragraph saying which model, profile, seed and machine produced the executed notebook, and when."""
     pm = nb.metadata.get("papermill", {})
     params = pm.get("parameters", {})
-    model = params.get("model_name", DEFAULT_MODEL)
+    model = model_label(params)
     start = datetime.fromisoformat(pm["start_time"]).strftime("%Y-%m-%d %H:%M UTC") if pm.get("start_time") else "?"
     duration = f"{pm['duration']:.0f} s" if pm.get("duration") is not None else "?"
     failed = f" **It failed: {pm['exception']}**." if pm.get("exception") else ""

@@ -616,18 +616,22 @@ class VariantEmbeddings:
 
 def brca1_embeddings(model: Evo2Model, window: int, n_variants: int | None = None, seed: int = 0,
                      layer_ids: Sequence[int] | None = None, pooling: str = "mean", batch_size: int = 8,
-                     store_root: str | os.PathLike | None = None, progress: bool = True) -> VariantEmbeddings:
+                     store_root: str | os.PathLike | None = None, progress: bool = True,
+                     layer_name: str = "blocks.{i}.mlp.l3") -> VariantEmbeddings:
     """The BRCA1 SNVs of Findlay et al. (2018) (all, or a class-stratified subset of ``n_variants``
-    drawn with ``seed``), their ``window``-bp windows and the pooled features of the blocks
-    ``layer_ids`` (None: every block), kept in the store ``store_root/<store_name(...)>``
-    (store_root None: ``output_dir()/embeddings``). A call with the same settings reads that store
-    (resuming it if cut short); any setting that changes the content names another store."""
+    drawn with ``seed``), their ``window``-bp windows and the pooled features of the modules
+    ``layer_name.format(i=i)`` of the blocks ``layer_ids`` (None: every block; e.g.
+    "blocks.{i}.pre_norm" as the community tutorial reads), kept in the store
+    ``store_root/<store_name(...)>`` (store_root None: ``output_dir()/embeddings``). A call with the
+    same settings reads that store (resuming it if cut short); any setting that changes the
+    content names another store."""
     from .data import load_brca1, variant_windows
     from .zero_shot import stratified_subset
 
     df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
     windows = variant_windows(df, window)
-    layers = model.layer_names if layer_ids is None else [model.layer_names[i] for i in layer_ids]
+    blocks = range(model.config.num_layers) if layer_ids is None else layer_ids
+    layers = [layer_name.format(i=i) for i in blocks]
     store = Path(store_root or output_dir() / "embeddings") / store_name(model, windows, layers, pooling, batch_size)
     features = variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,
                                 progress=progress)

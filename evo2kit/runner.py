@@ -12,7 +12,8 @@ For each ``notebooks/NN_*.py`` (jupytext ``py:percent``, the source of truth), i
    the defaults being those of the cell tagged ``parameters``) after that cell; the executed
    notebook goes to ``build/<profile>/NN_*.ipynb`` and an HTML rendering beside it;
 3. the notebook records metrics into ``$EVO2KIT_METRICS_DIR`` = ``build/<profile>/metrics``;
-   ``$EVO2KIT_OUTPUT_DIR`` = ``build/<profile>`` is where notebooks may leave files for later ones.
+   ``$EVO2KIT_OUTPUT_DIR`` = ``build/<profile>`` is where notebooks may leave files for later ones
+   (profile values may refer to it, e.g. ``$EVO2KIT_OUTPUT_DIR/checkpoint/x.yml``).
 
 Then ``build/<profile>/metrics.json`` and ``metrics.md`` compare every metric with its range in
 ``notebooks/expected_results.yml``, and ``build/<profile>/run.json`` records how the run was made
@@ -148,6 +149,14 @@ def profile_parameters(profiles: dict, profile: str, stem: str, declared: dict |
         overrides = {k: v for k, v in overrides.items() if k in declared}
     params = shared | own | overrides
     return {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in params.items()}
+
+
+def model_label(params: dict) -> str:
+    """The name of the model a notebook runs under a profile, as ``load_model`` reports it (a YAML
+    config's stem): the notebook's or the profile's ``model_name``, even where the notebook does
+    not declare it (00_setup), so that expected_results.yml keys every notebook by that name."""
+    name = str(params.get("model_name") or DEFAULT_MODEL)
+    return Path(name).stem if name.endswith((".yml", ".yaml")) else name
 
 
 def read_py_notebook(path: Path):
@@ -330,6 +339,10 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
     notebooks_dir = Path(notebooks_dir).resolve()
     sources = select_notebooks(notebook_sources(notebooks_dir), notebooks)
     profiles = load_profiles(notebooks_dir / "profiles.yml")
+    outdir = (Path(out) / profile).resolve()
+    metrics_dir = outdir / "metrics"
+    os.environ["EVO2KIT_METRICS_DIR"] = str(metrics_dir)
+    os.environ["EVO2KIT_OUTPUT_DIR"] = str(outdir)  # before the plan: profile values may refer to it
     plan, declared = {}, {}
     for stem, py in sources.items():  # check everything before running (or writing) anything
         check_pair(py)
@@ -342,16 +355,12 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
         if unset:
             raise UsageError(f"profile {profile!r}, {stem}: environment variable(s) {', '.join(unset)} not set "
                              "(profiles.yml refers to them, e.g. for the official Evo 2 checkpoints)")
-        plan[stem] = (nb, params, str(params.get("model_name") or parameter_defaults(nb).get("model_name")
-                                      or DEFAULT_MODEL))
+        label = {**parameter_defaults(nb), **profile_parameters(profiles, profile, stem, overrides=overrides)}
+        plan[stem] = (nb, params, model_label(label))
     check_overrides(overrides or {}, declared)
 
-    outdir = (Path(out) / profile).resolve()
-    metrics_dir = outdir / "metrics"
     (outdir / "inputs").mkdir(parents=True, exist_ok=True)
     metrics_dir.mkdir(exist_ok=True)
-    os.environ["EVO2KIT_METRICS_DIR"] = str(metrics_dir)
-    os.environ["EVO2KIT_OUTPUT_DIR"] = str(outdir)
 
     with kernel_threads(threads) as n_threads:
         settings = run_settings(profile, dict(overrides or {}), n_threads)
@@ -379,12 +388,12 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
     import papermill
 
     status, models, timings = EX_OK, {}, []
-    for stem, (nb, params, model_name) in plan.items():
+    for stem, (nb, params, model) in plan.items():
         (metrics_dir / f"{stem}.json").unlink(missing_ok=True)
         src = outdir / "inputs" / f"{stem}.ipynb"
         nbformat.write(nb, src)
         executed = outdir / f"{stem}.ipynb"
-        models[stem] = model_name
+        models[stem] = model
         print(f"[{profile}] {stem} {json.dumps(params, default=str)}", flush=True)
         t0, cpu0 = time.time(), _children_cpu_s()
         try:

@@ -28,6 +28,7 @@ data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the c
 download = True  # fetch missing datasets from their public source (False: only report them)
 activation_margin = 0.25  # memory for activations on top of the weights, as a fraction of the weights
 models = ["evo2kit-tiny", "evo2_1b_base", "evo2_7b", "evo2_40b"]  # model sizes to check
+rehearsal_dir = ""  # profile official-format: write its random-weight checkpoint in the official layout here
 
 # %%
 import importlib.metadata as md
@@ -39,6 +40,7 @@ import torch
 from IPython.display import Markdown, display
 
 import evo2kit
+import evo2kit.rehearsal
 from evo2kit import data
 from evo2kit.api import WEIGHTS_DIR
 from evo2kit.resources import parameter_count, system_memory_bytes
@@ -135,9 +137,27 @@ if card.is_file():
 else:
     print(f"no model card at {card}")
 
+# %% [markdown]
+# ## 6. (Profile `official-format` only) A checkpoint in the official layout
+#
+# The gpu profiles load a published checkpoint: `load_model("evo2_1b_base", local_path=...)`
+# reads a `.pt` state dict with FP8 metadata, column-split attention weights and, for the 40B,
+# a file split in parts. To run that code before anyone has the weights, the `official-format`
+# profile writes a small random-weight checkpoint in exactly that layout here, and the later
+# notebooks load it the same way. Its model has learnt nothing: its AUROCs are chance.
+
+# %%
+rehearsal = {}
+if rehearsal_dir:
+    yml, pt = evo2kit.rehearsal.write_checkpoint(rehearsal_dir)
+    parts = sorted(pt.parent.glob(pt.name + ".part*"))
+    print(f"{yml}\n" + "\n".join(f"{p} ({p.stat().st_size / 1e6:.2f} MB)" for p in parts))
+    rehearsal = {"rehearsal_parts": len(parts), "rehearsal_params_millions": parameter_count(str(yml)) / 1e6}
+
 # %%
 tiny_params = parameter_count("evo2kit-tiny")
 evo2kit.record_metrics("00_setup", {
+    **rehearsal,
     "datasets_verified": n_verified,
     "datasets_total": len(datasets),
     "tiny_params_millions": tiny_params / 1e6,

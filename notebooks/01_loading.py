@@ -26,7 +26,7 @@ model_weights = None  # path to an official checkpoint (.pt) for a published mod
 device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
 official_model = None  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
-official_weights = None  # its official checkpoint (.pt); both need a CUDA GPU
+official_weights = None  # its official checkpoint (.pt); None: from the Hugging Face Hub cache. Both need a CUDA GPU
 data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 window = 8192  # bp of the BRCA1 window used for scoring and tokenizer comparisons
 bpe_train_bp = 1_000_000  # bp of chr20 to train the BPE tokenizer on
@@ -64,6 +64,9 @@ print(f"{model.name}: {model.model.num_params():,} parameters on {model.device},
 shown = ("hidden_size", "num_layers", "hcs_layer_idxs", "hcm_layer_idxs", "hcl_layer_idxs", "attn_layer_idxs",
          "max_seqlen")
 print({k: v for k, v in model.config.to_dict().items() if k in shown})
+report = model.load_report  # for an official checkpoint: what the loader dropped, permuted, converted
+if report is not None:
+    print(report)
 
 # %% [markdown]
 # ### The official Evo 2, through both backends
@@ -71,8 +74,11 @@ print({k: v for k, v in model.config.to_dict().items() if k in shown})
 # The same call loads an official checkpoint into evo2kit's own PyTorch code
 # (`evo2kit.load_model("evo2_7b", local_path="evo2_7b.pt")`, the **torch** backend, any machine
 # with enough memory), and `backend="vortex"` hands over to the official `evo2` package (CUDA and
-# its compiled kernels needed). When a GPU and `official_weights` are given we load both and score
-# the same sequence with each: the two numbers should agree to a few decimals (bfloat16 rounding).
+# its compiled kernels needed). Without `local_path` both get the checkpoint from the Hugging Face
+# Hub as `evo2` does (the same cache, so one download serves both). When a GPU and `official_model`
+# are given we load both and score the same sequence with each: the two numbers should agree to a
+# few decimals (bfloat16 rounding). When `official_model` is the model loaded above, that one is
+# scored rather than loaded twice.
 # Evo 2 1B, 20B and 40B were trained with FP8 input projections: the torch backend runs them
 # without Transformer Engine (`fp8="auto"`: PyTorch's FP8 matrix multiply on GPUs that have it,
 # an exact emulation elsewhere), and its load report says what the loader dropped, permuted,
@@ -83,15 +89,16 @@ probe = "ATGGATTTATCTGCTCTTCGCGTTGAAGAAGTACAAAATGTCATTAATGCTATGCAGAAAATCTTAGAGTG
 if not torch.cuda.is_available():
     print("skipped: no CUDA GPU here, so no official Evo 2 model is loaded (neither backend); "
           f"the rest of this notebook uses {model.name}.")
-elif not (official_model and official_weights):
-    print("skipped: set official_model (e.g. 'evo2_7b') and official_weights (its .pt file) to load "
+elif not official_model:
+    print("skipped: set official_model (e.g. 'evo2_7b'; official_weights: its .pt, else the Hub's) to load "
           "an official Evo 2 through both backends.")
 else:
     backend_scores = {}
     for backend in ("torch", "vortex"):
         try:
             t0 = time.time()
-            official = evo2kit.load_model(official_model, local_path=official_weights, backend=backend)
+            official = model if backend == "torch" and official_model == model_name else evo2kit.load_model(
+                official_model, local_path=official_weights or None, backend=backend)
             if backend == "torch":
                 print(official.load_report)
             backend_scores[backend] = official.score_sequences([probe])[0]
@@ -268,6 +275,9 @@ evo2kit.record_metrics("01_loading", {
     "score_real_minus_shuffled": real_score - shuffled_score,
     "generated_bases": len(new),
     "generated_gc": gc_generated,
+    **({"load_dropped_keys": len(report.dropped), "load_permuted_wqkv": len(report.permuted_wqkv),
+        "load_converted_tensors": sum(report.converted.values()), "load_fp8_blocks": len(report.fp8_scales)}
+       if report is not None else {}),
 })
 
 # %% [markdown]

@@ -40,6 +40,7 @@ store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (the runner's), else ~
 window = 1024  # bp of genome around each variant (the Evo 2 notebook uses 8,192)
 n_variants = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
 layer_ids = None  # None: every block; or block indices, e.g. [2, 5, 8, 11]
+layer_name = "blocks.{i}.mlp.l3"  # the module read in block i; "blocks.{i}.pre_norm": the community tutorial's
 pooling = "mean"  # how the store summarises each window (the community tutorial's choice)
 batch_size = 8  # windows per forward pass
 n_pooling = 400  # variants in the pooling comparison
@@ -94,7 +95,8 @@ print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, 
 
 # %%
 t0 = time.perf_counter()
-emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root)
+emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root,
+                             layer_name=layer_name)
 extract_s = time.perf_counter() - t0
 df, y, windows, layers, feats = emb.variants, emb.is_lof, emb.windows, emb.layers, emb.features
 n_windows = len(windows.ref_seqs) + len(windows.var_seqs)

@@ -41,9 +41,10 @@ device = "auto"  # "auto": CUDA when present, else CPU
 dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
 data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (02's), else ~/.cache/evo2kit/embeddings
-window = 1024  # these six must equal notebook 02's for its store to be reused (else it is computed here)
+window = 1024  # these seven must equal notebook 02's for its store to be reused (else it is computed here)
 n_variants = None
 layer_ids = None
+layer_name = "blocks.{i}.mlp.l3"
 pooling = "mean"
 batch_size = 8
 seed = 0
@@ -85,7 +86,8 @@ sns.set_theme(style="whitegrid", context="notebook")
 
 # %%
 model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
-emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root)
+emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root,
+                             layer_name=layer_name)
 df, y, windows, layers = emb.variants, emb.is_lof, emb.windows, emb.layers
 features = {layer: embed.probe_features(f["ref"], f["var"], kind="concat") for layer, f in emb.features.items()}
 print(f"{len(df):,} variants ({y.mean():.1%} LOF); {len(layers)} layers of features {features[layers[0]].shape} "
@@ -199,7 +201,7 @@ baselines.round(3)
 # %%
 runs = probes.probe_table(features, y, splits, config=config, n_boot=n_boot, seeds=seeds)
 sweep = probes.summarize(runs)
-layer_index = {name: i for i, name in enumerate(model.layer_names)}
+layer_index = {name: int(name.split(".")[1]) for name in layers}  # block index
 runs["layer"], sweep["layer"] = runs["features"].map(layer_index), sweep["features"].map(layer_index)
 sweep.round(3).head(8)
 

@@ -227,9 +227,55 @@ def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     uploads = [str(step["with"]["path"]) for step in job["steps"]
                if step.get("uses", "").startswith("actions/upload-artifact")]
     assert any("build/site/${{ env.PROFILE }}" in path for path in uploads)
-    for profile in gpu_profiles:
+    assert "HF_HOME" in runs and "download_checkpoint" in runs  # the weights cache, filled once
+    assert all("build/${{ env.PROFILE }}/" + f in str(uploads) for f in ("*.ipynb", "*.html", "metrics.*"))
+    for profile in gpu_profiles:  # every notebook on the named model, its checkpoint from the Hub cache
         shared = PROFILES["profiles"][profile].get(runner.SHARED) or {}
-        assert shared.get("device") == "cuda" and str(shared.get("model_weights", "")).startswith("$"), profile
+        assert shared.get("device") == "cuda" and "model_weights" not in shared, profile  # None: the Hub cache
+        assert shared.get("model_name") == profile.removeprefix("gpu-"), profile
+        for stem in SOURCES:
+            assert (PROFILES["profiles"][profile].get(stem) or {}).get("model_name") in (None, shared["model_name"])
+
+
+REHEARSAL = "official-format"
+
+
+def test_rehearsal_sets_every_parameter_the_gpu_profiles_set():
+    """What the rehearsal runs is what the gpu profiles run: each parameter a gpu profile gives a
+    notebook, the rehearsal gives it too (with small values), bar the second-backend comparison of
+    notebook 01, which needs CUDA."""
+    def keys(profile, stem):
+        prof = PROFILES["profiles"][profile]
+        return set(prof.get(runner.SHARED) or {}) | set(prof.get(stem) or {})
+
+    for profile in [p for p in PROFILES["profiles"] if p.startswith("gpu-")]:
+        for stem in SOURCES:
+            missing = keys(profile, stem) - keys(REHEARSAL, stem) - {"official_model", "official_weights"}
+            assert not missing, (profile, stem, missing)
+
+
+def test_official_format_rehearsal_runs_every_notebook_through_the_published_loading_path(real_dir, tmp_path):
+    """Notebook 00 writes a random-weight checkpoint in the official layout (FP8 metadata,
+    column-split Wqkv, unembed.weight, the file in three parts), 01-05 load it as the gpu profiles
+    load a published model (load_model(model_name, local_path=model_weights, fp8="auto")); every
+    notebook executes and every judged metric (equalities, shapes, counts, the load report) is in
+    range. Its AUROCs are reported, not judged: the model has learnt nothing."""
+    status = runner.run(REHEARSAL, out=tmp_path)
+    outdir = tmp_path / REHEARSAL
+    summary = json.loads((outdir / "metrics.json").read_text())["metrics"]
+    bad = [f"{r['notebook']}:{r['metric']}={r['value']} expected [{r['min']}, {r['max']}] ({r['status']})"
+           for r in summary if r["status"] in ("FAIL", "MISSING")]
+    assert status == 0 and not bad, f"runner exit status {status}; see {outdir}; " + "; ".join(bad)
+    checkpoint = outdir / "checkpoint"
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["evo2_rehearsal.pt.part0", "evo2_rehearsal.pt.part1",
+                                                            "evo2_rehearsal.pt.part2", "evo2_rehearsal.yml"]
+    assert {r["model"] for r in summary} == {"evo2_rehearsal"}
+    passed = {(r["notebook"], r["metric"]) for r in summary if r["status"] == "pass"}
+    for stem in SOURCES:
+        assert (outdir / f"{stem}.ipynb").is_file() and (outdir / f"{stem}.html").is_file()
+        assert any(n == stem for n, _ in passed), f"{stem}: no metric was checked"
+    for metric in ("load_fp8_blocks", "load_permuted_wqkv", "load_dropped_keys", "load_converted_tensors"):
+        assert ("01_loading", metric) in passed  # the official loader ran, FP8 and all
 
 
 def test_threads_option_sets_the_kernels_thread_count_and_run_json_records_it(tmp_path, monkeypatch):
