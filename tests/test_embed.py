@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import sigkill_when
 
 from evo2kit import embed, load_model
 from evo2kit.data import load_brca1, variant_windows
@@ -192,16 +193,8 @@ def test_resume_after_sigkill_gives_identical_store(model, tmp_path):
     args.write_text(json.dumps([CFG, seqs, LAYERS, str(killed)]))
     proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(args)], cwd=ROOT,
                             env=subprocess_env(torch.get_num_threads()))
-    manifest, deadline = killed / "manifest.json", time.time() + 60
-    try:
-        while not (manifest.is_file() and len(json.loads(manifest.read_text())["batches_done"]) >= 3):
-            assert proc.poll() is None, "the slow run ended before it could be killed"
-            assert time.time() < deadline, "the slow run made no progress in 60 s"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    manifest = killed / "manifest.json"
+    sigkill_when(proc, lambda: manifest.is_file() and len(json.loads(manifest.read_text())["batches_done"]) >= 3, 60)
     killed_manifest = json.loads(manifest.read_text())
     done = killed_manifest["batches_done"]
     assert 3 <= len(done) < len(seqs), f"killed after {len(done)} of {len(seqs)} batches"

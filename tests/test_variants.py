@@ -6,11 +6,9 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import pandas as pd
 import pysam
 import pytest
 import torch
+from conftest import sigkill_when
 
 from evo2kit import data, embed, load_model, variants, vep, zero_shot
 from evo2kit.variants import Genome, VariantError, read_variants, variant_windows
@@ -289,16 +288,7 @@ def test_cli_resumes_after_sigkill(fasta, tmp_path):
     work = Path(f"{out}.parts")
     proc = subprocess.Popen([sys.executable, "-c", SLOW_CLI, *args, "--out", str(out)], cwd=ROOT,
                             env=child_env(tmp_path), stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    try:
-        while len(list(work.glob("deltas-*.npy"))) < 4:
-            assert proc.poll() is None, "the slow run ended before it could be killed"
-            assert time.time() < deadline, "the slow run made no progress in 120 s"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    sigkill_when(proc, lambda: len(list(work.glob("deltas-*.npy"))) >= 4, 120)
     done = {p: p.stat().st_mtime_ns for p in work.glob("deltas-*.npy")}
     assert 4 <= len(done) < 16 and not out.exists()
     assert vep.main([*args, "--out", str(out)]) == 0
