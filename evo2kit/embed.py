@@ -14,6 +14,7 @@ Pooling, over each sequence's real tokens only (padding never enters):
     "window:k"   mean over ``positions[i]-k .. positions[i]+k``, clipped to the sequence -> (N, d)
     None         every token, zero-padded to the longest sequence             -> (N, Lmax, d)
                  (a store also holds ``lengths.npy``; row i is valid up to len(seqs[i]))
+    [p1, p2...]  several of the above (not None) from the same pass          -> (N, P, d)
 
 Batching: identical sequences are computed once; the distinct ones are sorted by length (longest
 first), cut into batches of ``batch_size`` and right-padded with ``pad_id`` (1, never the EOS id 0).
@@ -79,6 +80,17 @@ stores written before it existed, unless rows continue other rows' states)."""
 
 
 # --------------------------------------------------------------------------- planning
+
+def parse_poolings(pooling) -> list[tuple[str, int]]:
+    """``pooling``, or a list of several (not None), -> [(kind, k), ...] (see :func:`parse_pooling`)."""
+    if pooling is None or isinstance(pooling, str):
+        return [parse_pooling(pooling)]
+    parsed = [parse_pooling(p) for p in pooling]
+    if not parsed or any(kind == "none" for kind, _ in parsed):
+        raise ValueError(f"a list of poolings takes 'mean', 'last', 'position' or 'window:k' (per-token None "
+                         f"stands alone), not {list(pooling)!r}")
+    return parsed
+
 
 def parse_pooling(pooling: str | None) -> tuple[str, int]:
     """'mean' | 'last' | 'position' | 'window:k' | None -> (kind, k); kind 'none' for None."""
@@ -197,20 +209,22 @@ def pool_weights(kind: str, k: int, lengths: Sequence[int], slots: Sequence[list
 # --------------------------------------------------------------------------- the forward
 
 @torch.no_grad()
-def run_batch(model: Evo2Model, plan: Plan, b: int, layers: list[str], kind: str, k: int,
+def run_batch(model: Evo2Model, plan: Plan, b: int, layers: list[str], poolings: list[tuple[str, int]],
               chunk_size: int, arrays: dict[str, np.ndarray]) -> None:
-    """The forwards of unit ``b`` with hooks on all ``layers``; writes its rows into ``arrays``.
+    """The forwards of unit ``b`` with hooks on all ``layers``; writes its rows into ``arrays``
+    (``poolings``: [(kind, k)] from :func:`parse_poolings`; several fill (P, d) per row).
 
     A sequence continuing a reference's state at offset s (``evo2kit.prefix``) takes its tokens
     before s from the reference's pass: pooled, its weights over 0..s-1 are applied there as
     extra slots of the reference's row, and the pass that continues it adds the rest."""
     unit, rows = plan.units[b], [i for u in plan.batches[b] for i in plan.rows[u]]
+    kind = poolings[0][0]
     # (sequence, row of the first pass it continues, offset) for the continuing sequences
     continued = [(c, j, p.start) for p in unit[1:] for c, j in zip(p.seqs, p.source)]
     if kind == "none":
         for name in layers:  # rows may hold a half-written earlier attempt: start from zeros
             arrays[name][rows] = 0
-    pooled: dict[tuple[int, int], dict[str, torch.Tensor]] = {}  # (sequence, slot) -> {layer: (d,)}
+    pooled: dict[tuple, dict[str, torch.Tensor]] = {}  # (sequence, slot, pooling) -> {layer: (d,)}
     cur: dict = {}  # the running pass, for the hooks
 
     def sink(name, y):
@@ -237,26 +251,27 @@ def run_batch(model: Evo2Model, plan: Plan, b: int, layers: list[str], kind: str
             cur.update({"pass": p, "lengths": lengths, "first": p is unit[0], "offset": dict.fromkeys(layers, 0),
                         "acc": {}})
             if kind != "none":
-                targets = [[(u, m, slot_weights(kind, k, len(plan.uniq[u]), q)[p.start:])
-                            for m, q in enumerate(plan.slots[u])] for u in p.seqs]
+                targets = [[((u, m, g), slot_weights(kd, k, len(plan.uniq[u]), q)[p.start:])
+                            for m, q in enumerate(plan.slots[u]) for g, (kd, k) in enumerate(poolings)] for u in p.seqs]
                 for c, j, s in continued if p is unit[0] else ():
-                    targets[j] += [(c, m, slot_weights(kind, k, len(plan.uniq[c]), q)[:s])
-                                   for m, q in enumerate(plan.slots[c])]
+                    targets[j] += [((c, m, g), slot_weights(kd, k, len(plan.uniq[c]), q)[:s])
+                                   for m, q in enumerate(plan.slots[c]) for g, (kd, k) in enumerate(poolings)]
                 W = torch.zeros(len(p.seqs), max(map(len, targets)), ids.shape[1])
                 for j, row in enumerate(targets):
-                    for t, (_, _, w) in enumerate(row):
+                    for t, (_, w) in enumerate(row):
                         W[j, t, :len(w)] = w
                 cur["W"] = W.to(model.device)
             kept = prefix.run_pass(model, ids, p, kept, chunk_size) or kept
             for name, acc in cur["acc"].items():
                 for j, row in enumerate(targets):
-                    for t, (u, m, _) in enumerate(row):
-                        got = pooled.setdefault((u, m), {})
+                    for t, (key, _) in enumerate(row):
+                        got = pooled.setdefault(key, {})
                         got[name] = got[name] + acc[j, t] if name in got else acc[j, t]
     if kind != "none":
         for name in layers:
-            arrays[name][rows] = torch.stack([pooled[(u, plan.slot_of[i])][name] for u in plan.batches[b]
-                                              for i in plan.rows[u]]).cpu().numpy()
+            per_row = [torch.stack([pooled[(u, plan.slot_of[i], g)][name] for g in range(len(poolings))])
+                       for u in plan.batches[b] for i in plan.rows[u]]
+            arrays[name][rows] = torch.stack(per_row).reshape(arrays[name][rows].shape).cpu().numpy()
 
 
 def layer_dims(model: Evo2Model, layers: list[str]) -> dict[str, int]:
@@ -574,8 +589,8 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
             min_shared: int = prefix.MIN_SHARED) -> dict[str, np.ndarray]:
     """Features of ``seqs`` at every layer of ``layer_names``, one forward per batch.
 
-    Returns {layer: (N, d)} (pooling=None: (N, Lmax, d), zero beyond each length) as numpy
-    arrays, or with ``out`` as read-only memmaps of the store in that directory (see the module
+    Returns {layer: (N, d)} (pooling=None: (N, Lmax, d), zero beyond each length; a list of P
+    poolings: (N, P, d)) as numpy arrays, or with ``out`` as read-only memmaps of the store in that directory (see the module
     docstring). ``positions``: a token index per sequence, for 'position' and 'window:k'.
     ``names``: how errors refer to each sequence (default '#<index>'). Inside an initialised
     torch.distributed group the batches are shared among the ranks (``out`` required).
@@ -584,7 +599,9 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     that row's state after their common prefix instead of running whole (:mod:`evo2kit.prefix`;
     equal up to float rounding), where the prefix has at least ``min_shared`` tokens.
     """
-    kind, k = parse_pooling(pooling)
+    poolings = parse_poolings(pooling)
+    kinds = {kind for kind, _ in poolings}
+    kind = next((kd for kd in ("position", "window") if kd in kinds), poolings[0][0])  # the one needing positions
     layers = list(layer_names)
     if not layers or len(set(layers)) != len(layers):
         raise ValueError(f"layer_names must be non-empty and without repeats, got {layers}")
@@ -602,13 +619,14 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     plan = make_plan(seqs, names, positions, batch_size, continues, min_shared)
     lengths = np.array([len(s) for s in seqs], np.int64)
     dims = layer_dims(model, layers)
-    shapes = {n: (len(seqs), dims[n]) if kind != "none" else (len(seqs), int(lengths.max(initial=0)), dims[n])
-              for n in layers}
+    many = not (pooling is None or isinstance(pooling, str))
+    shapes = {n: (len(seqs), int(lengths.max(initial=0)), dims[n]) if kind == "none" else
+              (len(seqs), len(poolings), dims[n]) if many else (len(seqs), dims[n]) for n in layers}
     rank, world = _dist_rank_world()
     if world > 1 and out is None:
         raise ValueError("a distributed run (torch.distributed initialised) writes to a store: pass out=")
     identity = {"format": STORE_FORMAT, "model": model.name, "weights_sha256": model_sha256(model), "layers": layers,
-                "pooling": None if kind == "none" else pooling, "dtype": np.dtype(dtype).name,
+                "pooling": list(pooling) if many else None if kind == "none" else pooling, "dtype": np.dtype(dtype).name,
                 "n_sequences": len(seqs), "sequences_sha256": _sha256_lines(seqs),
                 "positions_sha256": None if positions is None else hashlib.sha256(positions.tobytes()).hexdigest(),
                 "batch_size": batch_size, "chunk_size": chunk_size,
@@ -621,14 +639,14 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     try:
         for b in tqdm(store.pending(), disable=not progress, unit="batch", dynamic_ncols=True,
                       desc=f"rank {rank}" if world > 1 else "embed"):
-            run_batch(model, plan, b, layers, kind, k, chunk_size, store.arrays)
+            run_batch(model, plan, b, layers, poolings, chunk_size, store.arrays)
             store.mark_done(b)
         return store.finish()
     finally:
         store.close()
 
 
-def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling: str | None, batch_size: int,
+def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling, batch_size: int,
                chunk_size: int | None = None, shared_prefix: bool = True) -> str:
     """A store folder name for ``variant_features(model, windows, layer_names, pooling, ...)``:
     readable parts (model, weights, window length, variants, pooling) and a digest of everything
@@ -638,15 +656,17 @@ def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling: s
     positions = getattr(windows, "var_pos_in_window", None)
     identity = {"format": STORE_FORMAT, "sequences": _sha256_lines([ref_seqs[j] for j in ref_index] + list(var_seqs)),
                 "positions": None if positions is None else _sha256_lines(map(str, positions)),
-                "layers": list(layer_names), "pooling": pooling, "batch_size": batch_size, "chunk_size": chunk_size,
+                "layers": list(layer_names), "pooling": pooling if pooling is None or isinstance(pooling, str)
+                else list(pooling), "batch_size": batch_size, "chunk_size": chunk_size,
                 "shared_prefix": shared_prefix}
-    parse_pooling(pooling)  # refuses an unknown pooling before anything is named after it
+    parse_poolings(pooling)  # refuses an unknown pooling before anything is named after it
+    label = str(pooling) if pooling is None or isinstance(pooling, str) else "+".join(pooling)
     length = len(var_seqs[0]) if len(var_seqs) else 0
-    return (f"{model.name}-{model_sha256(model)[:8]}_w{length}_n{len(var_seqs)}_{str(pooling).replace(':', '')}"
+    return (f"{model.name}-{model_sha256(model)[:8]}_w{length}_n{len(var_seqs)}_{label.replace(':', '')}"
             f"_{_digest(identity)[:10]}")
 
 
-def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pooling: str | None = "position",
+def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pooling="position",
                      out: str | os.PathLike | None = None, positions: Sequence[int] | None = None,
                      shared_prefix: bool = True, **kwargs) -> dict[str, dict[str, np.ndarray]]:
     """Reference and variant features of each variant: {layer: {"ref": (N, d), "var": (N, d)}}.
@@ -666,7 +686,7 @@ def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pool
     """
     ref_seqs, var_seqs, ref_index = windows
     n = len(var_seqs)
-    if positions is None and parse_pooling(pooling)[0] in ("position", "window"):
+    if positions is None and {kind for kind, _ in parse_poolings(pooling)} & {"position", "window"}:
         if not hasattr(windows, "var_pos_in_window"):
             raise ValueError(f"pooling {pooling!r} needs positions= (the variant index in each window)")
         positions = windows.var_pos_in_window

@@ -29,6 +29,7 @@ or per-token embeddings, with the resumable store and torchrun sharding).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -121,3 +122,20 @@ def run_pass(model, ids: torch.Tensor, p: Pass, kept: dict, chunk_size: int | No
 def supports(model) -> bool:
     """Whether ``model`` runs prefix-shared passes (evo2kit's torch model; not evo2's vortex)."""
     return hasattr(getattr(model, "model", None), "forward_from") and hasattr(model, "tokenizer")
+
+
+@contextmanager
+def counting_tokens(model):
+    """Count what ``model`` (an ``Evo2Model``) forwards inside the block: yields a dict whose
+    "tokens" (token ids, padding included) and "forwards" (calls) grow as it runs."""
+    seen = {"tokens": 0, "forwards": 0}
+
+    def hook(_module, args):
+        seen["tokens"] += args[0].numel()
+        seen["forwards"] += 1
+
+    handle = model.model.register_forward_pre_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()

@@ -40,11 +40,12 @@ n_compare = 200  # variants in that subset (also used for reverse-complement ave
 batch_size = 8
 n_boot = 1000  # bootstrap resamples for the AUROC interval
 seed = 0
-score_cache = None  # a folder to keep the deltas in and reuse them (same model, windows, batch size); None: always compute
+score_cache = None  # a folder to keep the deltas in (notebook 04 reads them back); None: $EVO2KIT_OUTPUT_DIR/zero_shot (the runner's build/<profile>), else build/zero_shot
 
 # %%
 import os
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -56,6 +57,8 @@ from evo2kit import data, plots
 from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
 
 device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+if score_cache is None and backend == "torch":  # (evo2's vortex model carries no weights digest to key a cache by)
+    score_cache = Path(os.environ.get("EVO2KIT_OUTPUT_DIR", "build")) / "zero_shot"
 torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
 if data_dir:
     os.environ["EVO2KIT_DATA_DIR"] = data_dir
