@@ -19,7 +19,10 @@ Pooling, over each sequence's real tokens only (padding never enters):
 Batching: identical sequences are computed once; the distinct ones are sorted by length (longest
 first), cut into batches of ``batch_size`` and right-padded with ``pad_id`` (1, never the EOS id 0).
 The model is causal, so padding cannot reach a real token. Batches longer than ``chunk_size`` go
-through the exact chunked forward (``model.model.new_state()``).
+through the exact chunked forward (``model.model.new_state()``). ``variant_features`` runs each
+variant window only from its SNV on, continuing its reference window's state there
+(``evo2kit.prefix``; ``shared_prefix=False`` runs it whole): a reference batch and the variant
+batches that continue it form one unit of the store.
 
 Store (``out=DIR``): ``DIR/<layer>.npy`` per layer (``open_memmap``), ``lengths.npy``, ``batches.npy``
 (the batch that fills each row) and ``DIR/manifest.json``: the store format, the model (name, weights
@@ -590,8 +593,8 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     """Features of ``seqs`` at every layer of ``layer_names``, one forward per batch.
 
     Returns {layer: (N, d)} (pooling=None: (N, Lmax, d), zero beyond each length; a list of P
-    poolings: (N, P, d)) as numpy arrays, or with ``out`` as read-only memmaps of the store in that directory (see the module
-    docstring). ``positions``: a token index per sequence, for 'position' and 'window:k'.
+    poolings: (N, P, d)) as numpy arrays, or with ``out`` as read-only memmaps of the store in
+    that directory (see the module docstring). ``positions``: a token index per sequence, for 'position' and 'window:k'.
     ``names``: how errors refer to each sequence (default '#<index>'). Inside an initialised
     torch.distributed group the batches are shared among the ranks (``out`` required).
 
@@ -601,7 +604,7 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     """
     poolings = parse_poolings(pooling)
     kinds = {kind for kind, _ in poolings}
-    kind = next((kd for kd in ("position", "window") if kd in kinds), poolings[0][0])  # the one needing positions
+    kind = next((kd for kd in ("position", "window") if kd in kinds), poolings[0][0])  # one that needs positions?
     layers = list(layer_names)
     if not layers or len(set(layers)) != len(layers):
         raise ValueError(f"layer_names must be non-empty and without repeats, got {layers}")
@@ -626,7 +629,8 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     if world > 1 and out is None:
         raise ValueError("a distributed run (torch.distributed initialised) writes to a store: pass out=")
     identity = {"format": STORE_FORMAT, "model": model.name, "weights_sha256": model_sha256(model), "layers": layers,
-                "pooling": list(pooling) if many else None if kind == "none" else pooling, "dtype": np.dtype(dtype).name,
+                "pooling": list(pooling) if many else None if kind == "none" else pooling,
+                "dtype": np.dtype(dtype).name,
                 "n_sequences": len(seqs), "sequences_sha256": _sha256_lines(seqs),
                 "positions_sha256": None if positions is None else hashlib.sha256(positions.tobytes()).hexdigest(),
                 "batch_size": batch_size, "chunk_size": chunk_size,

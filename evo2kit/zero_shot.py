@@ -72,7 +72,8 @@ def prefix_shared_scores(model, ref_seqs: list[str], var_seqs: list[str], ref_in
     shared = [0] * len(ref_seqs) + [prefix.shared_length(ref_seqs[j], v) for j, v in zip(ref_index, var_seqs)]
     parent = prefix.sharing(lengths, parent, shared, min_shared)
     total = np.zeros(len(seqs))  # sum of log-likelihoods of each sequence's true next bases
-    names = [f"reference window {i}" for i in range(len(ref_seqs))] + [f"variant window {i}" for i in range(len(var_seqs))]
+    names = ([f"reference window {i}" for i in range(len(ref_seqs))]
+             + [f"variant window {i}" for i in range(len(var_seqs))])
     for unit in prefix.schedule(lengths, parent, shared, batch_size):
         kept: dict = {}
         for i, p in enumerate(unit):

@@ -207,7 +207,8 @@ def test_torchrun_two_processes_equal_one_with_shared_prefixes(real_dir, tmp_pat
             "--batch-size", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     runs = {}
-    for name, launcher in [("one", []), ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])]:
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for name, launcher in [("one", []), ("two", torchrun)]:
         cmd = [sys.executable, *launcher, "-m", "evo2kit.embed", *args, "--out", str(tmp_path / name)]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
