@@ -480,6 +480,17 @@ class InferenceState:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for b in self.blocks for t in b.values())
 
+    def snapshot(self) -> "InferenceState":
+        """This state as it is now, unchanged by later forwards. Free: a forward replaces the
+        state's tensors and never writes into them, so the copy shares them."""
+        return InferenceState([dict(b) for b in self.blocks], self.offset)
+
+    def select(self, rows: torch.Tensor | list[int]) -> "InferenceState":
+        """The state of batch rows ``rows`` (repeats allowed), as a new batch in that order."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return InferenceState([{k: t.index_select(0, rows.to(t.device)) for k, t in b.items()} for b in self.blocks],
+                              self.offset)
+
 
 class StripedHyena2(nn.Module):
     """The Evo 2 language model: token ids (B, L) -> next-token logits (B, L, vocab)."""
@@ -525,6 +536,35 @@ class StripedHyena2(nn.Module):
 
     def new_state(self) -> InferenceState:
         return InferenceState.empty(len(self.blocks))
+
+    def forward_from(self, input_ids: torch.Tensor, state: InferenceState | None = None, keep_at=(),
+                     chunk_size: int | None = None, on_logits=None) -> dict[int, InferenceState]:
+        """Run ``input_ids`` (B, L), which continue the sequence ``state`` has seen (None: from
+        its start), and return the state at each absolute offset of ``keep_at`` reached on the
+        way: {offset: state after that many tokens} (snapshots, see ``InferenceState.snapshot``).
+
+        The ids go in pieces cut at those offsets and at most ``chunk_size`` tokens long;
+        ``on_logits(start, logits)`` receives each piece's logits (B, n, vocab), ``start`` its
+        absolute offset. Without a state, cuts or chunks it is one plain forward."""
+        L, start = input_ids.shape[1], 0 if state is None else state.offset
+        keep = {p for p in keep_at if start < p <= start + L}
+        step = L if chunk_size is None else chunk_size
+        ends = sorted({*(p - start for p in keep), *range(step, L, step), L})
+        if state is None and len(ends) == 1 and not keep:
+            logits = self(input_ids)
+            if on_logits is not None:
+                on_logits(0, logits)
+            return {}
+        state = self.new_state() if state is None else state
+        kept, a = {}, 0
+        for b in ends:
+            logits = self(input_ids[:, a:b], state)
+            if on_logits is not None:
+                on_logits(start + a, logits)
+            if start + b in keep:
+                kept[start + b] = state.snapshot()
+            a = b
+        return kept
 
     def to_inference_dtype(self, dtype: torch.dtype) -> "StripedHyena2":
         """Cast to ``dtype`` keeping poles, residues and rotary frequencies in float32, as Evo 2

@@ -134,8 +134,9 @@ pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} fo
 # | at variant | the variant's own base | what the model makes of that base in context |
 # | ±k bp | average over the `2k + 1` bases around the variant | the variant and its neighbourhood |
 #
-# On a subset we compute all four for the middle layer and ask two questions: how far does
-# the single-base change move the vector (relative to its length), and how well does a simple
+# On a subset we compute all four for the middle layer, from one pass (each pooling is a
+# weighted sum of the same hidden states), and ask two questions: how far does the single-base
+# change move the vector (relative to its length), and how well does a simple
 # logistic-regression probe on the change (variant − reference) separate LOF from the rest,
 # with folds that never share a position?
 
@@ -143,12 +144,8 @@ pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} fo
 sub = stratified_subset(df, n_pooling, seed=seed).index.to_numpy()
 sub_windows = variant_windows(df.iloc[sub], window)
 poolings = {"mean": "mean", "last": "last", "at variant": "position", f"±{window_k} bp": f"window:{window_k}"}
-pooled = {}
-for label, p in poolings.items():
-    if p == pooling:  # already in the store
-        pooled[label] = {k: np.asarray(v)[sub] for k, v in feats[mid].items()}
-    else:
-        pooled[label] = embed.variant_features(model, sub_windows, [mid], pooling=p, batch_size=batch_size)[mid]
+four = embed.variant_features(model, sub_windows, [mid], pooling=list(poolings.values()), batch_size=batch_size)[mid]
+pooled = {label: {side: four[side][:, i] for side in ("ref", "var")} for i, label in enumerate(poolings)}
 
 rows, change = [], []
 for label, f in pooled.items():

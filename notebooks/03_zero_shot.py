@@ -40,7 +40,7 @@ n_compare = 200  # variants in that subset (also used for reverse-complement ave
 batch_size = 8
 n_boot = 1000  # bootstrap resamples for the AUROC interval
 seed = 0
-score_cache = None  # a folder to keep the deltas in and reuse (same model, windows, batch size); None: always compute
+score_cache = None  # where to keep the deltas (notebook 04 reads them back); None: embed.output_dir() / "zero_shot"
 
 # %%
 import os
@@ -51,11 +51,13 @@ import pandas as pd
 import seaborn as sns
 
 import evo2kit
-from evo2kit import data, plots
+from evo2kit import data, embed, plots
 from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
 
 if data_dir is not None:
     os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+if score_cache is None and backend == "torch":  # (evo2's vortex model carries no weights digest to key a cache by)
+    score_cache = embed.output_dir() / "zero_shot"
 if backend == "vortex":  # the official evo2.Evo2: same score_sequences(), used by every cell below
     model = evo2kit.load_model(model_name, local_path=model_weights, backend="vortex")
 else:

@@ -57,7 +57,8 @@ learning_rate = 3e-4
 max_grad_norm = 1.0
 flank = 10  # sequence baseline: one-hot bases within this many bp of the variant
 n_boot = 1000  # bootstrap resamples per confidence interval
-score_cache = None  # a folder to keep the zero-shot deltas in and reuse them (as in notebook 03); None: always compute
+zero_shot_window = 2048  # notebook 03's window: its deltas are read back (same model, variants, batch_size)
+score_cache = None  # where notebook 03 kept its deltas; None: evo2kit.embed.output_dir() / "zero_shot", as 03
 probe_seeds = 3  # DNN probes per layer and split (seeds seed * probe_seeds + 0, 1, ...); results are their mean
 
 # %%
@@ -169,16 +170,18 @@ plt.show()
 # %% [markdown]
 # ## 4 · Baselines
 #
-# **Zero-shot**: the change in the model's mean log-likelihood when the base is changed
-# (notebook 03); a lower likelihood suggests damage, so `-delta` is the LOF score. No training,
-# so it is simply scored on each split's test variants.
+# **Zero-shot**: the change in the model's mean log-likelihood when the base is changed, in
+# notebook 03's `zero_shot_window`-bp windows; a lower likelihood suggests damage, so `-delta` is
+# the LOF score. No training, so it is simply scored on each split's test variants. The deltas
+# are the ones notebook 03 stored; run on its own, this notebook computes them with the same call.
 #
 # **Sequence only**: the `2 x flank + 1` bases around the variant, one-hot encoded (A, C, G,
 # T -> four 0/1 columns), for the reference and the variant, fed to the same DNN and
 # logistic regression. Whatever this reaches needs no language model.
 
 # %%
-delta = variant_deltas(model, df, window, batch_size=batch_size, cache=score_cache)["delta"].to_numpy()
+score_cache = embed.output_dir() / "zero_shot" if score_cache is None else score_cache
+delta = variant_deltas(model, df, zero_shot_window, batch_size=batch_size, cache=score_cache)["delta"].to_numpy()
 zero_shot = pd.DataFrame([{"features": "zero-shot", "split": name, "probe": "-delta",
                            **probes.split_auroc(y, -delta, s, n_boot=n_boot)} for name, s in splits.items()])
 

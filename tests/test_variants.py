@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 import torch
 from conftest import sigkill_when
 
-from evo2kit import data, embed, load_model, variants, vep, zero_shot
+from evo2kit import data, embed, load_model, prefix, variants, vep, zero_shot
 from evo2kit.variants import Genome, VariantError, read_variants, variant_windows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,21 +221,18 @@ class Interrupted(Exception):
     pass
 
 
-class Counting:
-    """The real model, counting the windows it scores; raises after ``stop_after`` calls if set."""
-
-    def __init__(self, model, stop_after=None):
-        self.inner, self.windows, self.calls, self.stop_after = model, 0, 0, stop_after
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def score_sequences(self, seqs, **kwargs):
-        if self.stop_after is not None and self.calls >= self.stop_after:
+@contextmanager
+def interrupted_when(model, done):
+    """Inside the block, ``model``'s next forward raises Interrupted once ``done()`` is true."""
+    def hook(_module, _args):
+        if done():
             raise Interrupted
-        self.calls += 1
-        self.windows += len(seqs)
-        return self.inner.score_sequences(seqs, **kwargs)
+
+    handle = model.model.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def two_alts(ref: str) -> str:
@@ -250,24 +248,26 @@ def snv_vcf(path: Path, positions) -> Path:
 def test_an_interrupted_run_computes_only_the_missing_parts(fasta, tmp_path, tiny):
     df = read_variants(snv_vcf(tmp_path / "v.vcf", range(30, 190, 20)))  # 8 positions, 16 variants
     genome, work = Genome(fasta), tmp_path / "work"
-    whole = vep.score_variants(tiny, df, genome, W, part_size=4)
-    with pytest.raises(Interrupted):  # two parts of 4 variants (2 windows each side), then stop
-        vep.score_variants(Counting(tiny, stop_after=4), df, genome, W, part_size=4, work=work)
-    assert len(list(work.glob("deltas-*.npy"))) == 2
-    again = Counting(tiny)
-    table = vep.score_variants(again, df, genome, W, part_size=4, work=work)
-    assert again.windows == 2 * (2 + 4), "only the two missing parts (2 references + 4 variants each)"
+    with prefix.counting_tokens(tiny) as every:
+        whole = vep.score_variants(tiny, df, genome, W, part_size=4)  # four parts of 2 positions, alike in size
+    parts = lambda: list(work.glob("deltas-*.npy"))  # noqa: E731
+    with pytest.raises(Interrupted), interrupted_when(tiny, lambda: len(parts()) >= 2):
+        vep.score_variants(tiny, df, genome, W, part_size=4, work=work)
+    assert len(parts()) == 2
+    with prefix.counting_tokens(tiny) as missing:
+        table = vep.score_variants(tiny, df, genome, W, part_size=4, work=work)
+    assert missing["tokens"] * 2 == every["tokens"], "only the two missing parts are computed"
     pd.testing.assert_frame_equal(table, whole)
 
 
 SLOW_CLI = textwrap.dedent("""
     import sys, time
-    from evo2kit import api, vep
-    score = api.Evo2Model.score_sequences
+    from evo2kit import model, vep
+    forward = model.StripedHyena2.forward
     def slow(self, *args, **kwargs):  # a slow model, so that the kill lands mid-run
-        time.sleep(0.5)
-        return score(self, *args, **kwargs)
-    api.Evo2Model.score_sequences = slow
+        time.sleep(0.2)
+        return forward(self, *args, **kwargs)
+    model.StripedHyena2.forward = slow
     sys.exit(vep.main(sys.argv[1:]))
 """)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evo2kit import load_model, zero_shot
+from evo2kit import load_model, prefix, zero_shot
 from evo2kit.data import BRCA1_REGION_START
 
 
@@ -24,40 +24,28 @@ def variants():
     return df, region
 
 
-class Counting:
-    """The real model, counting the windows it is asked to score."""
-
-    def __init__(self, model):
-        self.inner, self.windows = model, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def score_sequences(self, seqs, **kwargs):
-        self.windows += len(seqs)
-        return self.inner.score_sequences(seqs, **kwargs)
-
-
 def test_cache_reuses_the_deltas_it_stored_and_only_those(model, variants, tmp_path):
     df, region = variants
     plain = zero_shot.variant_deltas(model, df, 200, region=region, strands="+-")
-    counting = Counting(model)
-    first = zero_shot.variant_deltas(counting, df, 200, region=region, strands="+-", cache=tmp_path)
-    assert counting.windows == 2 * (3 + 4)  # two strands x (3 unique references + 4 variants)
+    with prefix.counting_tokens(model) as seen:
+        first = zero_shot.variant_deltas(model, df, 200, region=region, strands="+-", cache=tmp_path)
+    # two strands x (3 unique references whole + 4 variants from their SNV, 100 or 99 bases in, on)
+    assert seen["tokens"] == 2 * 3 * 200 + 4 * (100 + 101)
     assert first.attrs["computed"] and plain.attrs["computed"]
     np.testing.assert_array_equal(first["delta"], plain["delta"])
     assert len(list(tmp_path.glob("deltas-*.npy"))) == 2 and not list(tmp_path.glob(".*tmp"))
 
-    again = zero_shot.variant_deltas(counting, df, 200, region=region, strands="+-", cache=tmp_path)
-    assert counting.windows == 14  # nothing recomputed
+    with prefix.counting_tokens(model) as seen:
+        again = zero_shot.variant_deltas(model, df, 200, region=region, strands="+-", cache=tmp_path)
+    assert seen["tokens"] == 0  # nothing recomputed
     assert not again.attrs["computed"]  # so notebook 03 reports no throughput for it
     np.testing.assert_array_equal(again["delta"], plain["delta"])
 
-    # another window, batch size or variant set is another entry, never a stale one
-    calls = [({"window": 100}, df), ({"window": 200, "batch_size": 2}, df), ({"window": 200}, df.iloc[:3])]
-    for kwargs, frame in calls:
-        before = counting.windows
-        got = zero_shot.variant_deltas(counting, frame, region=region, cache=tmp_path, **kwargs)
-        assert counting.windows > before
+    # another window, batch size, variant set or method is another entry, never a stale one
+    for kwargs, frame in [({"window": 100}, df), ({"window": 200, "batch_size": 2}, df), ({"window": 200}, df.iloc[:3]),
+                          ({"window": 200, "shared_prefix": False}, df)]:
+        with prefix.counting_tokens(model) as seen:
+            got = zero_shot.variant_deltas(model, frame, region=region, cache=tmp_path, **kwargs)
+        assert seen["tokens"] > 0
         want = zero_shot.variant_deltas(model, frame, region=region, **kwargs)
         np.testing.assert_array_equal(got["delta"], want["delta"])
