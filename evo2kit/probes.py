@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, NamedTuple, Sequence
 
+import joblib
 import numpy as np
 import pandas as pd
 import torch
@@ -282,7 +283,7 @@ def split_auroc(y: np.ndarray, score: np.ndarray, split: Split, n_boot: int = 10
 
 def probe_table(features: Mapping[str, np.ndarray], y: np.ndarray, splits: Mapping[str, Split],
                 probes: tuple[str, ...] = ("dnn", "logreg"), config: DNNConfig = DNNConfig(),
-                n_boot: int = 1000, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+                n_boot: int = 1000, seeds: Sequence[int] | None = None, n_jobs: int | None = None) -> pd.DataFrame:
     """Train every probe on every feature set and split; one row per (features, split, probe, seed).
 
     The DNN is trained once per seed of ``seeds`` (default: ``config.seed`` alone), so the spread
@@ -290,6 +291,9 @@ def probe_table(features: Mapping[str, np.ndarray], y: np.ndarray, splits: Mappi
     deterministic and trained once (seed -1). Columns: features, split, probe, seed, val_auroc
     (for choosing among rows without looking at the test set), auroc, ci_low, ci_high (test
     set, bootstrap 95% CI), n_test, best_epoch (DNN only). ``summarize`` averages over seeds.
+
+    ``n_jobs`` probes train at once in worker processes (None: one per CPU core). Each is pinned
+    to ``config.threads`` threads with its own seed, so the table is the same for any ``n_jobs``.
     """
     unknown = set(probes) - {"dnn", "logreg"}
     if unknown:
@@ -298,22 +302,27 @@ def probe_table(features: Mapping[str, np.ndarray], y: np.ndarray, splits: Mappi
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     y = np.asarray(y)
-    rows = []
     jobs = [(f, s, p, seed) for f in features for s in splits for p in probes
             for seed in (seeds if p == "dnn" else [-1])]
-    for fname, sname, probe, seed in tqdm(jobs, desc="probes"):
-        X, sp = features[fname], splits[sname]
-        if probe == "dnn":
-            fitted = fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val], dataclasses.replace(config, seed=seed))
-            extra = {"best_epoch": fitted.best_epoch}
-        else:
-            fitted = fit_logistic(X[sp.train], y[sp.train], X[sp.val], y[sp.val])
-            extra = {"best_epoch": np.nan}
-        score = fitted.predict_proba(X)[:, 1]
-        rows.append({"features": fname, "split": sname, "probe": probe, "seed": seed,
-                     "val_auroc": roc_auc_score(y[sp.val], score[sp.val]),
-                     **split_auroc(y, score, sp, n_boot=n_boot), **extra})
-    return pd.DataFrame(rows)
+    n_jobs = min(len(jobs), n_jobs or joblib.cpu_count())
+    rows = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+        joblib.delayed(_probe_row)(features[f], y, splits[s], p, seed, config, n_boot) for f, s, p, seed in jobs)
+    return pd.DataFrame([{"features": f, "split": s, "probe": p, "seed": seed, **row}
+                         for (f, s, p, seed), row in zip(jobs, tqdm(rows, total=len(jobs), desc="probes"))])
+
+
+def _probe_row(X: np.ndarray, y: np.ndarray, sp: Split, probe: str, seed: int, config: DNNConfig,
+               n_boot: int) -> dict:
+    """One probe of ``probe_table``, fitted and scored: {val_auroc, auroc, ci_low, ci_high, n_test, best_epoch}."""
+    if probe == "dnn":
+        fitted = fit_dnn(X[sp.train], y[sp.train], X[sp.val], y[sp.val], dataclasses.replace(config, seed=seed))
+        best_epoch = fitted.best_epoch
+    else:
+        fitted = fit_logistic(X[sp.train], y[sp.train], X[sp.val], y[sp.val])
+        best_epoch = np.nan
+    score = fitted.predict_proba(X)[:, 1]
+    return {"val_auroc": roc_auc_score(y[sp.val], score[sp.val]), **split_auroc(y, score, sp, n_boot=n_boot),
+            "best_epoch": best_epoch}
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:

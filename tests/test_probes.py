@@ -2,6 +2,7 @@
 leak groups, bootstrap intervals bracket their estimate."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -198,6 +199,17 @@ def test_probe_table_trains_the_dnn_once_per_seed_and_summarize_averages():
         assert value == pytest.approx(mean["random"] - mean["grouped"])
     with pytest.raises(ValueError, match="at least one seed"):
         probes.probe_table({"a": X}, y, splits, config=cfg, seeds=[])
+
+
+def test_probe_table_is_the_same_trained_in_parallel_worker_processes():
+    X, y = toy(n=200)
+    splits = {"random": probes.random_split(y), "grouped": probes.grouped_split(y, np.arange(200) // 4)}
+    cfg = probes.DNNConfig(max_epochs=4, early_stop=4, batch_size=32, lr=3e-3)
+    args = ({"a": X, "b": X[:, ::-1].copy()}, y, splits)
+    one = probes.probe_table(*args, config=cfg, n_boot=20, seeds=[0, 1], n_jobs=1)
+    two = probes.probe_table(*args, config=cfg, n_boot=20, seeds=[0, 1], n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)  # bit for bit: each probe is pinned to its threads and seed
+    assert len(set(one.auroc[one.probe == "dnn"])) > 1  # the probes differ, so equality says something
 
 
 def test_distance_to_training_matches_brute_force():
