@@ -26,13 +26,13 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import conditions
 import numpy as np
 import psutil
 import torch
@@ -110,10 +110,8 @@ def main(argv=None) -> None:
         return
 
     budget_mb = psutil.virtual_memory().available / MB / 2
-    print("$ " + shlex.join([os.path.relpath(sys.executable), *sys.argv]))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, hidden {args.hidden}, "
-          f"chunk {args.chunk:,}; memory budget {budget_mb / 1024:.1f} GB (half of available); "
-          f"load average {os.getloadavg()[0]:.1f}\n", flush=True)
+    conditions.start(settings=f"float32, hidden {args.hidden}, chunk {args.chunk:,}; "
+                       f"memory budget {budget_mb / 1024:.1f} GB (half of available)")
     lengths = [L for L in LENGTHS if L <= args.max_len]
     results: dict[tuple[str, str, int], dict | str] = {}
     with tempfile.TemporaryDirectory(prefix="bench_chunked_") as tmp:

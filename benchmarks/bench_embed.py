@@ -13,12 +13,10 @@ engine throughput >= 90% of the bare forward's.
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import statistics
-import sys
 import time
 
+import conditions
 import numpy as np
 import torch
 
@@ -66,13 +64,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     p.add_argument("--layers", choices=["mlp", "pre_norm"], default="mlp",
                    help="blocks.{i}.mlp.l3 or blocks.{i}.pre_norm, every block")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's); on a busy machine 1 "
-                   "avoids OpenMP threads waiting on each other")
+    conditions.add_threads_option(p)
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"$ {shlex.join([sys.executable, *sys.argv])}   (niceness {os.nice(0)}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    conditions.start(args)
 
     model, which = load()
     print(f"model: {which}")

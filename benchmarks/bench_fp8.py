@@ -28,13 +28,13 @@ import argparse
 import io
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import conditions
 import torch
 
 import evo2kit
@@ -168,8 +168,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="timed rounds (0: skip the speed part)")
     p.add_argument("--memory-blocks", type=int, default=8, help="1B blocks in the memory checkpoint (0: skip)")
     args = p.parse_args()
-    print(f"$ python {' '.join(shlex.quote(a) for a in sys.argv)}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
+    conditions.start()
     print(f"\nprojections {HIDDEN} -> {3 * HIDDEN}, {args.blocks} blocks, {args.tokens} tokens, {args.rounds} rounds")
     print(f"{'mode':6} {'first s':>8} {'median s':>9} {'x bf16 time':>12} {'median cpu s':>13} {'x bf16 cpu':>11} "
           f"{'max rel diff':>13}")

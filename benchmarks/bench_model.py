@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ import evo2kit  # noqa: E402
 from evo2kit.model import Evo2Config, StripedHyena2, load_official_state_dict  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import conditions  # noqa: E402
 import vortex_ref as vr  # noqa: E402
 
 
@@ -114,9 +114,7 @@ def main(argv=None) -> None:
     p.add_argument("--lengths-bundled", type=int, nargs="+", default=[1024, 2048, 8192])
     args = p.parse_args(argv)
 
-    print("$ " + shlex.join([os.path.relpath(sys.executable), *sys.argv]))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, batch 1, "
-          f"median of {args.rounds} interleaved rounds; load average {os.getloadavg()[0]:.1f}\n", flush=True)
+    conditions.start(settings=f"float32, batch 1, median of {args.rounds} interleaved rounds")
     rows = pair_rows("small all-kinds (d=64, 5 blocks)", vr.official_config(), args.lengths_small, args.rounds)
     if args.lengths_7b:
         cfg = vr.load_yaml_config("evo2-7b-8k", num_layers=4)

@@ -16,12 +16,10 @@ tokens ratio <= 0.65, wall ratio <= 0.70, difference <= 1e-5.
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import statistics
-import sys
 import time
 
+import conditions
 import numpy as np
 import torch
 
@@ -59,13 +57,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's); on a busy machine 1 "
-                   "avoids OpenMP threads waiting on each other")
+    conditions.add_threads_option(p)
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"$ {shlex.join([sys.executable, *sys.argv])}   (niceness {os.nice(0)}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+    conditions.start(args)
 
     model, which = load()
     table = load_brca1()
