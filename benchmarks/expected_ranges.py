@@ -48,7 +48,9 @@ FACTS = {  # metric -> what it is: the same in every run, so checked exactly
     "evo2_7b_params_billions": "a parameter total", "evo2_40b_params_billions": "a parameter total",
     "generated_bases": "a count", "n_variants": "a count", "n_layers": "a count", "n_reference_windows": "a count",
     "n_unique_ref_windows": "a count", "n_probe_seeds": "a count", "forwards_ratio": "a ratio of counts",
-    "embed_long_longest_ok_bp": "a length",
+    "embed_long_longest_ok_bp": "a length", "n_scored": "a count", "n_ref_mismatch_hg19": "a count",
+    "n_ref_mismatch_grch38": "a count", "n_bases_differing_hg19_grch38": "a count of bases of the two FASTAs",
+    "n_windows_with_build_difference": "a count",
 }
 BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than observed spreads
     "chunked_max_abs_diff": (0.0, 1e-4, "a tolerance, not a spread: the exact chunked forward equals the whole one "
@@ -58,6 +60,11 @@ BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than o
     "recipe_max_abs_diff": (0.0, 1e-4, "a tolerance: one pass with hooks equals the per-layer recipe up to float32 "
                             "rounding "
                             "(the two batch the windows differently)"),
+    "max_abs_delta_diff_vs_03": (0.0, 1e-6, "a tolerance, not a spread: the reader cuts notebook 03's windows and vep "
+                                 "scores them with 03's engine; parts batch some windows with other neighbours, so "
+                                 "float32 rounding at most"),
+    "max_abs_delta_diff_grch38_same_sequence": (0.0, 1e-6, "a tolerance: windows of the same sequence on GRCh38 and "
+                                                "hg19 score the same, float32 rounding at most"),
     "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train "
                                         "and test"),
 }
@@ -199,7 +206,8 @@ def main() -> int:
     ap.add_argument("--no-share", action="store_true",
                     help="recompute embeddings and zero-shot deltas in every run (default: once per thread count)")
     ap.add_argument("--reuse", nargs="*", default=[], metavar="DIR",
-                    help="finished runner output folders of the profile to count as well (e.g. build/cpu)")
+                    help="finished runner output folders of the profile to count as well (e.g. build/cpu); "
+                    "with --notebooks, only those notebooks' metrics are read from them")
     ap.add_argument("--margin", type=float, default=0.5, help="widen by this fraction of the spread")
     ap.add_argument("--rel-floor", type=float, default=0.05, help="widen at least by this fraction of |value|")
     ap.add_argument("--auroc-floor", type=float, default=0.1, help="widen AUROCs at least by this much")
@@ -216,6 +224,9 @@ def main() -> int:
         dirs = list(map(Path, args.reuse)) + [d for done in lanes for d in done]
     infos = [run_info(d) for d in dirs]
     runs = [read_metrics(d / "metrics") for d in dirs]
+    if args.notebooks:  # a reused run may hold other notebooks too: keep the ones asked for
+        prefixes = tuple(args.notebooks.split(","))
+        runs = [{nb: m for nb, m in run.items() if nb.startswith(prefixes)} for run in runs]
     # metrics.json is written when a run ends; a run stopped after its last notebook needed here has none
     models = {row["model"] for d in dirs if (d / "metrics.json").exists()
               for row in json.loads((d / "metrics.json").read_text())["metrics"]}

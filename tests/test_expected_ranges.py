@@ -2,6 +2,7 @@
 
 import argparse
 import importlib.util
+import json
 
 import pytest
 import yaml
@@ -70,3 +71,21 @@ def test_a_lesson_range_never_crosses_zero_and_uneven_runs_are_described_as_they
     negative = [{"04_dnn_probes": {"random_minus_grouped_dnn_layer_mean": g}} for g in (-0.02, 0.03)]
     got = er.ranges(negative, uneven[:2], "cpu", "evo2kit-tiny", ARGS)["04_dnn_probes"]["cpu"]["evo2kit-tiny"]
     assert got["random_minus_grouped_dnn_layer_mean"]["min"] < 0  # a run without the lesson is not hidden by the floor
+
+
+def test_reused_runs_give_only_the_notebooks_asked_for(tmp_path, monkeypatch, capsys):
+    dirs = []
+    for seed in (0, 1):
+        d = tmp_path / f"run{seed}"
+        (d / "metrics").mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps({"profile": "smoke", "seed": seed, "threads": 1, "cpu": "test cpu"}))
+        (d / "metrics.json").write_text(json.dumps({"metrics": [{"model": "evo2kit-tiny"}]}))
+        for nb, value in (("01_loading", 0.4 + seed / 10), ("07_your_variants", 0.5 + seed / 10)):
+            (d / "metrics" / f"{nb}.json").write_text(json.dumps({"notebook": nb, "metrics": {"auroc": value}}))
+        dirs.append(str(d))
+    out = tmp_path / "out"
+    monkeypatch.setattr("sys.argv", ["expected_ranges.py", "--profile", "smoke", "--notebooks", "07", "--seeds", "0",
+                                     "--reuse", *dirs, "--out", str(out)])
+    assert er.main() == 0
+    assert list(json.loads((out / "smoke.json").read_text())["ranges"]) == ["07_your_variants"]
+    assert "01_loading" not in capsys.readouterr().out
