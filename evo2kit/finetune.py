@@ -115,7 +115,7 @@ def compare_recipes(recipes: Mapping[str, Recipe], steps: int, batch_size: int, 
             opt.step()
             if recipe.clamp_poles:
                 train.clamp_poles(model)
-            max_pole = max(float(p.max()) for n, p in model.named_parameters() if n.endswith("log_poles"))
+            max_pole = max(float(p.detach().max()) for n, p in model.named_parameters() if n.endswith("log_poles"))
             rows.append({"recipe": name, "step": step + 1, "lr": opt.param_groups[0]["lr"],
                          "loss_bits": float(loss) / math.log(2), **{f"gn_{k}": v for k, v in norms.items()},
                          "clipped": recipe.clip is not None and norms["total"] > max_norm,
