@@ -237,6 +237,7 @@ for key, name in zip(["none", "global", "recipe"], hcl):
 for mode in table["mode"]:
     results[f"{mode}_auroc"] = row(mode).auroc
     results[f"{mode}_trainable_params"] = row(mode).trainable_params
+    results[f"{mode}_seconds_per_epoch"] = row(mode).seconds_per_epoch
     results[f"{mode}_adapter_reload_max_diff"] = reload_diff[mode]
 evo2kit.record_metrics("06_fine_tuning", results)
 pd.Series(results).round(4)
