@@ -245,17 +245,17 @@ pd.Series(results).round(4)
 # %% [markdown]
 # How to read it:
 #
-# - **Part 1.** At initialisation the HCL blocks carry a large share of the gradient
-#   (`stability_early_hcl_share`, the fraction of the squared norm over the first 10 steps), and
-#   their modal part grows with the window length (d h / d log p = R t p^t): the bundled model,
-#   trained at 2,048 bp, saw norms of ~70 there against ~9 for every other kind. AdamW divides each
-#   update by the running size of its own gradient, so one global clip changes little beyond the
-#   first steps: the runs without clipping and with one clip follow nearly the same loss. What they
-#   share is the real danger: without the clamp the poles cross the unit circle within a few steps
-#   (largest log-pole above 0), and a pole outside it makes the long filter grow as exp(t log p) over
-#   the window, which is what explodes on long inputs. evo2kit's recipe keeps every pole inside and
-#   each group's norm bounded. Clipping before `backward()` changes nothing (0 difference), by
-#   measurement.
+# - **Part 1.** `stability_early_hcl_share` is the HCL blocks' fraction of the squared gradient norm
+#   over the first 10 steps. Their modal part grows with the window (d h / d log p = R t p^t): at the
+#   few hundred bases of the smoke and cpu profiles it is a minority, while the bundled model's own
+#   training log, at 2,048 bp, shows norms up to ~70 there against ~9 for every other kind in its
+#   first 100 steps. AdamW divides each update by the running size of its own gradient, so clipping
+#   the gradients (globally or by group) changes few updates: the runs without clipping and with one
+#   global clip follow nearly the same loss. Neither keeps the poles inside the unit circle: the
+#   largest log-pole climbs above 0 within a few steps (`stability_max_log_pole_none`), and from then
+#   on the long filter grows as exp(t log p) along the window: a little at a few hundred bases, an
+#   overflow at 8,192 or a million. evo2kit's recipe clamps it at -1e-4. Clipping before
+#   `backward()` changes nothing (`clip_before_backward_max_change` = 0), by measurement.
 # - **Part 2.** Judge the modes by their intervals, not their point estimates: a few hundred test
 #   variants give intervals of about ±0.05-0.1. On the bundled `evo2kit-tiny` (1.4M parameters, 11.5M
 #   training bases) the embeddings carry little about loss of function (notebook 04: near the
