@@ -506,6 +506,17 @@ def predict(clf: VariantClassifier, task: VariantTask, rows: np.ndarray, batch_s
 
 # --------------------------------------------------------------------------- adapter files
 
+
+def base_digest(base: Evo2Model) -> str:
+    """``embed.model_sha256(base)``, computed once per model object: without a weights file's digest
+    (official checkpoints) it hashes every tensor, which takes minutes on a 7B. This module never
+    changes a base model's weights (LoRA and full training work on copies)."""
+    from .embed import model_sha256
+
+    if getattr(base, "_finetune_sha256", None) is None:
+        base._finetune_sha256 = model_sha256(base)
+    return base._finetune_sha256
+
 ADAPTER_FORMAT = "evo2kit-variant-classifier/1"
 
 
@@ -515,10 +526,8 @@ def save_adapter(clf: VariantClassifier, path: str | os.PathLike, base: Evo2Mode
     in its metadata. Atomic: an interrupted save leaves no file."""
     from safetensors.torch import save_file
 
-    from .embed import model_sha256
-
     meta = {"format": ADAPTER_FORMAT, "mode": clf.mode, "layer": clf.layer, "pooling": clf.pooling,
-            "lora": json.dumps(clf.lora), "base_model": base.name, "base_sha256": model_sha256(base)}
+            "lora": json.dumps(clf.lora), "base_model": base.name, "base_sha256": base_digest(base)}
     tensors = {n: t.detach().contiguous().cpu() for n, t in clf.state_to_save().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -530,17 +539,15 @@ def load_adapter(base: Evo2Model, path: str | os.PathLike) -> VariantClassifier:
     trained from: its weights' sha256 is checked), in eval mode. Nothing is unpickled."""
     from safetensors import safe_open
 
-    from .embed import model_sha256
-
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if meta.get("format") != ADAPTER_FORMAT:
         raise ValueError(f"{path}: not an evo2kit adapter file (metadata format {meta.get('format')!r}, "
                          f"expected {ADAPTER_FORMAT!r})")
-    if meta["base_sha256"] != model_sha256(base):
+    if meta["base_sha256"] != base_digest(base):
         raise ValueError(f"{path} was trained on {meta['base_model']} (weights sha256 {meta['base_sha256'][:12]}...), "
-                         f"not on this {base.name} ({model_sha256(base)[:12]}...): load that model first")
+                         f"not on this {base.name} ({base_digest(base)[:12]}...): load that model first")
     lora = json.loads(meta["lora"])
     clf = VariantClassifier(base, meta["layer"], mode=meta["mode"], pooling=meta["pooling"], lora_r=lora["r"],
                             lora_alpha=lora["lora_alpha"], lora_targets=lora["target_modules"])
@@ -569,13 +576,12 @@ def compare_modes(model: Evo2Model, task: VariantTask, layer: str, modes=MODES, 
     checkpoint (``<mode>.pt``, resumed by a rerun) and its adapter file (``<mode>.safetensors``) go
     to ``out_dir/<digest of the settings>/``.
     """
-    from .embed import model_sha256
     from .files import sha256_json
     from .probes import split_auroc
 
     train_rows = np.sort(task.split.train if train_rows is None else train_rows)
     backbone_lr = dict(backbone_lr or {})
-    settings = {"model": model_sha256(model), "layer": layer, "pooling": pooling, "lora": [lora_r, lora_alpha],
+    settings = {"model": base_digest(model), "layer": layer, "pooling": pooling, "lora": [lora_r, lora_alpha],
                 "config": dataclasses.asdict(config), "lr": backbone_lr, "train": train_rows.tolist(),
                 "val": None if val_rows is None else np.sort(val_rows).tolist(),
                 "test": task.split.test.tolist(), "variants": task.var_ids.shape[1]}
