@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -99,18 +100,96 @@ def lr_at(step: int, args) -> float:
     return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
 
 
+MODAL = ("log_poles", "residues")
+"""Name endings of the HCL modal parameters (poles and residues of the long filters)."""
+PARAM_KINDS = ("embedding", "hcs", "hcm", "hcl_modal", "hcl_other", "attn", "mlp")
+"""What ``param_kind`` sorts a StripedHyena 2's parameters into."""
+_IN_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.(.+)$")
+
+
+def param_kind(config: Evo2Config, name: str) -> str | None:
+    """The kind of the parameter ``name`` of a StripedHyena 2, or of a module holding one (a LoRA-wrapped
+    model, a classifier: names such as ``backbone.blocks.3.mlp.l1.lora_A.default.weight``).
+
+    'mlp': a block's gated MLP and the norm before it; 'hcl_modal': HCL poles and residues; the
+    block's kind ('hcs', 'hcm', 'hcl_other', 'attn') for the rest of a block (pre-norm, projections,
+    filters, output projection); 'embedding': the embedding (tied to the output layer) and the final
+    norm; None for anything else (a classifier head).
+    """
+    m = _IN_BLOCK.search(name)
+    if m is None:
+        return "embedding" if re.search(r"(?:^|\.)(embedding_layer|norm)\.", name) else None
+    rest = m[2]
+    if rest.startswith(("mlp.", "post_norm.")):
+        return "mlp"
+    kind = config.block_kind(int(m[1]))
+    if kind == "hcl":
+        return "hcl_modal" if rest.endswith(MODAL) else "hcl_other"
+    return kind
+
+
+def grad_norms(named_parameters, group) -> dict[str, float]:
+    """{key: L2 norm of the gradients of the parameters ``group(name)`` maps to key}, and 'total' over
+    every parameter with a gradient. Parameters without a gradient, or mapped to None, count in no
+    group. Call after ``backward()`` and before clipping."""
+    sq: dict[str, torch.Tensor] = {}
+    for name, p in named_parameters:
+        if p.grad is None:
+            continue
+        g2 = torch.linalg.vector_norm(p.grad.detach().float()).double() ** 2  # summed in float64
+        for key in ("total", group(name)):
+            if key is not None:
+                sq[key] = sq[key] + g2.to(sq[key].device) if key in sq else g2
+    return {k: math.sqrt(float(v)) for k, v in sq.items()}
+
+
+def kind_grad_norms(model: torch.nn.Module, config: Evo2Config) -> dict[str, float]:
+    """The gradient norm of every kind of ``PARAM_KINDS`` (0.0 where no parameter of that kind has a
+    gradient), 'head' for the parameters outside the language model (when they have gradients),
+    and 'total'."""
+    norms = grad_norms(model.named_parameters(), lambda n: param_kind(config, n) or "head")
+    return {k: norms.get(k, 0.0) for k in PARAM_KINDS} | {k: v for k, v in norms.items() if k not in PARAM_KINDS}
+
+
 def block_grad_norms(model: StripedHyena2) -> dict[str, float]:
-    """L2 norm of the gradient of each block kind, and of the HCL poles and residues alone."""
-    sq = {k: 0.0 for k in KINDS} | {"hcl_poles_residues": 0.0}
-    for i, block in enumerate(model.blocks):
-        kind = model.config.block_kind(i)
-        for name, p in block.named_parameters():
-            if p.grad is not None:
-                g2 = float(p.grad.detach().float().pow(2).sum())
-                sq[kind] += g2
-                if name.endswith(("log_poles", "residues")):
-                    sq["hcl_poles_residues"] += g2
-    return {k: math.sqrt(v) for k, v in sq.items()}
+    """L2 norm of the gradient of each block kind, and of the HCL poles and residues alone (the
+    columns of the training log)."""
+    by_block = grad_norms(model.blocks.named_parameters(), lambda n: model.config.block_kind(int(n.split(".")[0])))
+    modal = grad_norms([(n, p) for n, p in model.blocks.named_parameters() if n.endswith(MODAL)], lambda n: None)
+    return {k: by_block.get(k, 0.0) for k in KINDS} | {"hcl_poles_residues": modal.get("total", 0.0)}
+
+
+CLIP_MODES = (None, "global", "modal")
+
+
+def clip_gradients(model: torch.nn.Module, max_norm: float, mode: str | None = "modal") -> float:
+    """Clip the gradients in place, after ``backward()``; returns their total norm before clipping.
+
+    'modal' (evo2kit's recipe): the HCL modal parameters form their own group and everything else
+    another, each scaled to norm <= ``max_norm``; 'global': one norm over all; None: no clipping.
+    Why two groups: the modal parameters' gradients grow with the filter length (d h / d log_pole
+    = R t p^t) and would dominate one global norm, shrinking every other update with them.
+    """
+    if mode not in CLIP_MODES:
+        raise ValueError(f"clipping mode must be one of {CLIP_MODES}, not {mode!r}")
+    params = [(n, p) for n, p in model.named_parameters() if p.grad is not None]
+    if mode is None:
+        return grad_norms(params, lambda n: None).get("total", 0.0)
+    if mode == "global":
+        return float(torch.nn.utils.clip_grad_norm_([p for _, p in params], max_norm))
+    modal = [p for n, p in params if n.endswith(MODAL)]
+    rest = [p for n, p in params if not n.endswith(MODAL)]
+    return math.hypot(float(torch.nn.utils.clip_grad_norm_(modal, max_norm)),
+                      float(torch.nn.utils.clip_grad_norm_(rest, max_norm)))
+
+
+@torch.no_grad()
+def clamp_poles(model: torch.nn.Module, max_log_pole: float = -1e-4) -> None:
+    """Keep every HCL pole strictly inside the unit circle (log_poles <= max_log_pole < 0), so each
+    long filter decays; call after each optimiser step."""
+    for name, p in model.named_parameters():
+        if name.endswith("log_poles"):
+            p.clamp_(max=max_log_pole)
 
 
 def make_optimizer(model: StripedHyena2, args) -> torch.optim.AdamW:
@@ -223,18 +302,9 @@ def train(args) -> Path:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norms = block_grad_norms(model)
-        # The modal parameters' gradients grow with the filter length (d h / d log_pole = R t p^t)
-        # and would dominate one global norm, starving every other weight: clip the two sets
-        # separately; `total` is the norm of all gradients before clipping.
-        modal = [p for n, p in model.named_parameters() if n.endswith(("log_poles", "residues"))]
-        rest = [p for n, p in model.named_parameters() if not n.endswith(("log_poles", "residues"))]
-        total = math.hypot(float(torch.nn.utils.clip_grad_norm_(modal, args.clip)),
-                           float(torch.nn.utils.clip_grad_norm_(rest, args.clip)))
+        total = clip_gradients(model, args.clip, "modal")
         opt.step()
-        with torch.no_grad():  # keep every pole strictly inside the unit circle (stable, decaying)
-            for blk in model.blocks:
-                if getattr(getattr(blk, "filter", None), "kind", None) == "hcl":
-                    blk.filter.log_poles.clamp_(max=-1e-4)
+        clamp_poles(model)
         step += 1
         tokens += batch[:, 1:].numel()
         dt = time.time() - t0
