@@ -95,12 +95,10 @@ class Evo2Model:
         input_ids = input_ids.to(self.device)
         names = list(layer_names) if return_embeddings else []
         collected: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        pieces: list[torch.Tensor] = []
         with self.hooks(names, lambda name, out: collected[name].append(out)):
-            if chunk_size is None:
-                logits = self.model(input_ids)
-            else:
-                state = self.model.new_state()
-                logits = torch.cat([self.model(c, state) for c in input_ids.split(chunk_size, 1)], 1)
+            self.model.forward_from(input_ids, chunk_size=chunk_size, on_logits=lambda _, lg: pieces.append(lg))
+        logits = pieces[0] if len(pieces) == 1 else torch.cat(pieces, 1)
         embeddings = {n: torch.cat(v, 1) for n, v in collected.items()} if return_embeddings else None
         return Evo2Output(logits), embeddings
 
@@ -174,7 +172,7 @@ class Evo2Model:
         names = list(layer_names)
         L = ids.shape[1]
         out: dict[str, np.ndarray] = {}
-        pos = {"start": 0}
+        filled = dict.fromkeys(names, 0)  # positions each layer has delivered so far
 
         def sink(name, y):
             y = y[0].float().cpu().numpy()  # (chunk, d)
@@ -184,13 +182,11 @@ class Evo2Model:
             if pooling == "mean":
                 out[name] += y.sum(0)
             else:
-                out[name][pos["start"]:pos["start"] + len(y)] = y
+                out[name][filled[name]:filled[name] + len(y)] = y
+            filled[name] += len(y)
 
-        state = self.model.new_state()
         with self.hooks(names, sink):
-            for chunk in ids.split(chunk_size, 1):
-                self.model(chunk.to(self.device), state)
-                pos["start"] += chunk.shape[1]
+            self.model.forward_from(ids.to(self.device), chunk_size=chunk_size)
         if pooling == "mean":
             out = {k: (v / L).astype(np.float32) for k, v in out.items()}
         return out
