@@ -368,7 +368,26 @@ class RotaryEmbedding(nn.Module):
         return (xf * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
 
 
-_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+# The kernel F.scaled_dot_product_attention runs on CPU, reached by its private aten name because only
+# that entry point also returns the log-sum-exp; absent from some builds (then None, see below).
+_FLASH_CPU_OP = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+def flash_attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyTorch's fused CPU flash attention: q (B, H, L, hd), k, v (B, H, S, hd) -> (out (B, H, L, hd),
+    log-sum-exp of each query's scaled scores (B, H, L) float32).
+
+    Why the private op ``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu``: the public
+    ``F.scaled_dot_product_attention`` runs this same kernel but drops the log-sum-exp, and merging
+    attention to the cache with attention within the chunk needs it. When a PyTorch build lacks the op,
+    ``attend_with_cache`` does not call this and runs its own key-blocked softmax (same result to float
+    rounding, slower); asking for the fused path there is a RuntimeError saying so."""
+    if _FLASH_CPU_OP is None:
+        raise RuntimeError(f"this PyTorch ({torch.__version__}) has no "
+                           "torch.ops.aten._scaled_dot_product_flash_attention_for_cpu; use fused=False")
+    out, lse = _FLASH_CPU_OP(q, k, v, is_causal=is_causal)[:2]
+    return out, lse
 
 
 def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int,
@@ -380,9 +399,9 @@ def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset:
     recurrence), in fp32, so memory is L x block scores per head instead of L x (offset+L).
     On CPU (``fused`` None or True) the same merge runs on two calls of PyTorch's fused flash
     kernel, which return their log-sum-exp: the cache without a mask, the chunk causally."""
-    if fused or (fused is None and q.device.type == "cpu" and _FLASH_CPU is not None):
-        (y_past, lse_past), (y_new, lse_new) = (_FLASH_CPU(q, k[:, :, :offset], v[:, :, :offset]),
-                                                _FLASH_CPU(q, k[:, :, offset:], v[:, :, offset:], is_causal=True))
+    if fused or (fused is None and q.device.type == "cpu" and _FLASH_CPU_OP is not None):
+        y_past, lse_past = flash_attention_cpu(q, k[:, :, :offset], v[:, :, :offset])
+        y_new, lse_new = flash_attention_cpu(q, k[:, :, offset:], v[:, :, offset:], is_causal=True)
         w_past = torch.sigmoid(lse_past - lse_new)[..., None]  # share of the softmax mass on the cache
         return (y_past.float() * w_past + y_new.float() * (1 - w_past)).to(q.dtype)
     S, L = k.shape[2], q.shape[2]
