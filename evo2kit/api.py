@@ -304,6 +304,16 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
                      "float32 on CPU, bfloat16 for published models on CUDA)")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None or "auto": CUDA when present, else CPU; anything else as ``torch.device`` reads it."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+
+
 FP8_MODES = ("auto", "emulate", "off")
 
 
@@ -372,7 +382,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
             raise ValueError("give device or device_map, not both (device_map's block 0 device holds the embedding)")
         block_devices = plan_block_devices(config.num_layers, device_map)
         device = block_devices[0]
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device)
+    device = resolve_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
     sha, fp8_mode = None, None
