@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from . import data
 from .api import resolve_device, resolve_dtype
 
 
@@ -35,6 +34,8 @@ def settings(device: str | torch.device | None = "auto", dtype: str | torch.dtyp
     ``data_dir`` (a folder of the datasets; None: ``$EVO2KIT_DATA_DIR`` if set). A given
     ``data_dir`` is used by the data layer from now on in this process, ahead of
     ``$EVO2KIT_DATA_DIR``; None clears an earlier call's."""
+    from . import data  # noqa: PLC0415 (here, not at import: `import evo2kit` stays free of pandas and Bio)
+
     resolved = resolve_device(device), resolve_dtype(dtype)
     data.use_data_dir(data_dir)
     return RunSettings(*resolved, data.data_dir())
