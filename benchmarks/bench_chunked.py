@@ -81,7 +81,7 @@ def run_case(config: str, mode: str, L: int, chunk: int, hidden: int, out: Path)
                 logits = model(ids[:, start:start + chunk], state)[0]
                 keep = pos[(pos >= start) & (pos < start + chunk)]
                 rows.append(logits[keep - start])
-            state_mb = state.nbytes() / MB
+            state_mb = state.nbytes / MB
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     np.save(out, torch.cat(rows).numpy())

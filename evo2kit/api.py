@@ -95,12 +95,10 @@ class Evo2Model:
         input_ids = input_ids.to(self.device)
         names = list(layer_names) if return_embeddings else []
         collected: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+        pieces: list[torch.Tensor] = []
         with self.hooks(names, lambda name, out: collected[name].append(out)):
-            if chunk_size is None:
-                logits = self.model(input_ids)
-            else:
-                state = self.model.new_state()
-                logits = torch.cat([self.model(c, state) for c in input_ids.split(chunk_size, 1)], 1)
+            self.model.forward_from(input_ids, chunk_size=chunk_size, on_logits=lambda _, lg: pieces.append(lg))
+        logits = pieces[0] if len(pieces) == 1 else torch.cat(pieces, 1)
         embeddings = {n: torch.cat(v, 1) for n, v in collected.items()} if return_embeddings else None
         return Evo2Output(logits), embeddings
 
@@ -174,7 +172,7 @@ class Evo2Model:
         names = list(layer_names)
         L = ids.shape[1]
         out: dict[str, np.ndarray] = {}
-        pos = {"start": 0}
+        filled = dict.fromkeys(names, 0)  # positions each layer has delivered so far
 
         def sink(name, y):
             y = y[0].float().cpu().numpy()  # (chunk, d)
@@ -184,13 +182,11 @@ class Evo2Model:
             if pooling == "mean":
                 out[name] += y.sum(0)
             else:
-                out[name][pos["start"]:pos["start"] + len(y)] = y
+                out[name][filled[name]:filled[name] + len(y)] = y
+            filled[name] += len(y)
 
-        state = self.model.new_state()
         with self.hooks(names, sink):
-            for chunk in ids.split(chunk_size, 1):
-                self.model(chunk.to(self.device), state)
-                pos["start"] += chunk.shape[1]
+            self.model.forward_from(ids.to(self.device), chunk_size=chunk_size)
         if pooling == "mean":
             out = {k: (v / L).astype(np.float32) for k, v in out.items()}
         return out
@@ -308,6 +304,16 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
                      "float32 on CPU, bfloat16 for published models on CUDA)")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None or "auto": CUDA when present, else CPU; anything else as ``torch.device`` reads it."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+
+
 FP8_MODES = ("auto", "emulate", "off")
 
 
@@ -376,7 +382,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
             raise ValueError("give device or device_map, not both (device_map's block 0 device holds the embedding)")
         block_devices = plan_block_devices(config.num_layers, device_map)
         device = block_devices[0]
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else device)
+    device = resolve_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
     sha, fp8_mode = None, None

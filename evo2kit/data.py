@@ -2,7 +2,8 @@
 
 Every file in :data:`DATASETS` is found by :func:`fetch` in this order:
 
-1. ``$EVO2KIT_DATA_DIR/<filename>`` (a read-only directory of the files, the files laid out as the README shows);
+1. ``<data_dir>/<filename>``, the folder given to ``evo2kit.settings(data_dir=...)`` (:func:`use_data_dir`)
+   or else ``$EVO2KIT_DATA_DIR`` (a read-only directory of the files, the files laid out as the README shows);
 2. ``<cache>/<filename>`` where ``<cache>`` is ``$EVO2KIT_CACHE_DIR`` or ``~/.cache/evo2kit``;
 3. otherwise it is downloaded from the dataset's canonical URL into the cache (a temporary
    file in the target directory, verified, then atomically renamed).
@@ -94,8 +95,23 @@ class DataIntegrityError(DataError):
     """A file's content hash differs from the registry's."""
 
 
+_configured_data_dir: Path | None = None  # set by use_data_dir (evo2kit.settings), ahead of the environment
+
+
+def use_data_dir(folder: str | os.PathLike | None) -> None:
+    """Make ``folder`` the data folder of this process, ahead of ``$EVO2KIT_DATA_DIR``; None
+    goes back to the environment. A folder that is not there is refused at once."""
+    global _configured_data_dir
+    if folder is not None and not Path(folder).expanduser().is_dir():
+        raise FileNotFoundError(f"data_dir {str(folder)!r} is not a folder; give the folder holding the "
+                                "datasets (laid out as the README shows), or None")
+    _configured_data_dir = None if folder is None else Path(folder).expanduser()
+
+
 def data_dir() -> Path | None:
-    """``$EVO2KIT_DATA_DIR`` as a Path, or None when unset/empty."""
+    """The folder given to :func:`use_data_dir`, else ``$EVO2KIT_DATA_DIR`` as a Path, else None."""
+    if _configured_data_dir is not None:
+        return _configured_data_dir
     d = os.environ.get("EVO2KIT_DATA_DIR")
     return Path(d).expanduser() if d else None
 

@@ -143,7 +143,9 @@ def scaled_mm_gemm(x: torch.Tensor, wq: torch.Tensor, input_scale: float, weight
     it is the only way to reach cuBLASLt's FP8 GEMM without Transformer Engine; it needs both
     dimensions of the first operand to be multiples of 16 (rows are zero-padded here, as vortex
     pads the sequence to a multiple of 16), the second operand column-major, and fp32 scale
-    tensors, which it applies to the fp32 accumulator: out = scale_a * scale_b * (A @ B)."""
+    tensors, which it applies to the fp32 accumulator: out = scale_a * scale_b * (A @ B). This is
+    its one call; where the op is missing (or the GPU has no FP8) ``scaled_mm_available`` is False,
+    so ``backend_for('auto', ...)`` picks the emulation and nothing reaches here."""
     shape = x.shape
     x2 = x.reshape(-1, shape[-1])
     pad = (-x2.shape[0]) % 16

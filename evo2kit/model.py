@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .fp8 import FP8Linear
+from .state import HyenaState, InferenceState, KVCache, ModalState
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 _FILTER_CACHE_MAX = 1 << 26  # elements of a cached HCL filter (D * L), 256 MB in float32
@@ -259,14 +261,18 @@ class HyenaFilter(nn.Module):
             self._filter_cache = (key, self.long_filter(t))
         return self._filter_cache[1]
 
-    def forward(self, z: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def new_state(self) -> HyenaState | ModalState:
+        return ModalState() if self.kind == "hcl" else HyenaState()
+
+    def forward(self, z: torch.Tensor, state: HyenaState | ModalState | None = None) -> torch.Tensor:
         """z: (B, L, 3D) projected input -> (B, L, D) (a transposed view, as in vortex).
-        ``state`` (dict, updated in place) carries the tails and the modal state across chunks."""
+        ``state`` (from ``new_state``, advanced in place) carries the tails and the modal state
+        across chunks."""
         dtype, L = z.dtype, z.shape[1]
         z = z.permute(0, 2, 1)  # (B, 3D, L)
-        tail = state.get("fir") if state is not None else None
+        tail = None if state is None else state.fir
         if state is not None:
-            state["fir"] = _new_tail(tail, z, self.short_filter_weight.shape[-1] - 1)
+            state.fir = _new_tail(tail, z, self.short_filter_weight.shape[-1] - 1)
         z = causal_depthwise_conv(z, self.short_filter_weight, tail).to(dtype)
         x2, x1, v = z[:, 0::3], z[:, 1::3], z[:, 2::3]  # channels are interleaved (x2, x1, v)
         u = x1 * v
@@ -275,9 +281,9 @@ class HyenaFilter(nn.Module):
             return self._long_conv(u, x2, state).permute(0, 2, 1)
 
         h = self.h.repeat_interleave(self.hidden_size // self.h.shape[0], 0)  # (D, 1, K)
-        tail = state.get("inner") if state is not None else None
+        tail = None if state is None else state.inner
         if state is not None:
-            state["inner"] = _new_tail(tail, u, h.shape[-1] - 1)
+            state.inner = _new_tail(tail, u, h.shape[-1] - 1)
         if self.kind == "hcs":
             y = causal_depthwise_conv(u, h, tail).to(dtype)
         else:  # hcm: FFT convolution plus the skip term D * u, in float32
@@ -289,7 +295,7 @@ class HyenaFilter(nn.Module):
             y = (y + uf * self.D.unsqueeze(-1)).to(dtype)
         return (x2 * y).permute(0, 2, 1)
 
-    def _long_conv(self, u: torch.Tensor, x2: torch.Tensor, state: dict | None) -> torch.Tensor:
+    def _long_conv(self, u: torch.Tensor, x2: torch.Tensor, state: ModalState | None) -> torch.Tensor:
         """HCL: y = (h * u + D u) x2 with h as long as the input. u, x2: (B, D, L) -> (B, D, L).
 
         With a state, the past enters through the modal state s (B, D, S) float32,
@@ -304,14 +310,14 @@ class HyenaFilter(nn.Module):
         y = torch.fft.irfft(X * H, n=n, norm="forward")[..., :L]
         if state is not None:
             log_p = self.log_poles.float()  # (D, S, 1)
-            s = state.get("modal")
+            s = state.modal
             if s is not None:
                 decay = self.residues.float()[..., None] * (log_p * (t + 1)).exp()  # (D, S, L)
                 y = y + torch.einsum("bds,dsl->bdl", s, decay)
                 s = s * (log_p[..., 0] * L).exp()
             else:
                 s = 0.0
-            state["modal"] = (s + torch.einsum("bdl,dsl->bds", u.float(), (log_p * (L - 1 - t)).exp())).detach()
+            state.modal = (s + torch.einsum("bdl,dsl->bds", u.float(), (log_p * (L - 1 - t)).exp())).detach()
         y = y.to(u.dtype)
         return (y + u * self.D.unsqueeze(-1)) * x2
 
@@ -329,7 +335,10 @@ class HyenaBlock(nn.Module):
         self.out_filter_dense = nn.Linear(d, d, bias=cfg.hyena_out_proj_bias)
         self.mlp = GatedMLP(cfg, layer_idx)
 
-    def forward(self, u: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def new_state(self) -> HyenaState | ModalState:
+        return self.filter.new_state()
+
+    def forward(self, u: torch.Tensor, state: HyenaState | ModalState | None = None) -> torch.Tensor:
         """u: (B, L, D) -> (B, L, D)."""
         z = self.filter(self.projections(self.pre_norm(u)), state)
         u = self.out_filter_dense(z) + u
@@ -359,7 +368,26 @@ class RotaryEmbedding(nn.Module):
         return (xf * cos + torch.cat([-x2, x1], -1) * sin).to(x.dtype)
 
 
-_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+# The kernel F.scaled_dot_product_attention runs on CPU, reached by its private aten name because only
+# that entry point also returns the log-sum-exp; absent from some builds (then None, see below).
+_FLASH_CPU_OP = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+def flash_attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyTorch's fused CPU flash attention: q (B, H, L, hd), k, v (B, H, S, hd) -> (out (B, H, L, hd),
+    log-sum-exp of each query's scaled scores (B, H, L) float32).
+
+    Why the private op ``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu``: the public
+    ``F.scaled_dot_product_attention`` runs this same kernel but drops the log-sum-exp, and merging
+    attention to the cache with attention within the chunk needs it. When a PyTorch build lacks the op,
+    ``attend_with_cache`` does not call this and runs its own key-blocked softmax (same result to float
+    rounding, slower); asking for the fused path there is a RuntimeError saying so."""
+    if _FLASH_CPU_OP is None:
+        raise RuntimeError(f"this PyTorch ({torch.__version__}) has no "
+                           "torch.ops.aten._scaled_dot_product_flash_attention_for_cpu; use fused=False")
+    out, lse = _FLASH_CPU_OP(q, k, v, is_causal=is_causal)[:2]
+    return out, lse
 
 
 def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int,
@@ -371,9 +399,9 @@ def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset:
     recurrence), in fp32, so memory is L x block scores per head instead of L x (offset+L).
     On CPU (``fused`` None or True) the same merge runs on two calls of PyTorch's fused flash
     kernel, which return their log-sum-exp: the cache without a mask, the chunk causally."""
-    if fused or (fused is None and q.device.type == "cpu" and _FLASH_CPU is not None):
-        (y_past, lse_past), (y_new, lse_new) = (_FLASH_CPU(q, k[:, :, :offset], v[:, :, :offset]),
-                                                _FLASH_CPU(q, k[:, :, offset:], v[:, :, offset:], is_causal=True))
+    if fused or (fused is None and q.device.type == "cpu" and _FLASH_CPU_OP is not None):
+        y_past, lse_past = flash_attention_cpu(q, k[:, :, :offset], v[:, :, :offset])
+        y_new, lse_new = flash_attention_cpu(q, k[:, :, offset:], v[:, :, offset:], is_causal=True)
         w_past = torch.sigmoid(lse_past - lse_new)[..., None]  # share of the softmax mass on the cache
         return (y_past.float() * w_past + y_new.float() * (1 - w_past)).to(q.dtype)
     S, L = k.shape[2], q.shape[2]
@@ -407,21 +435,21 @@ class MHA(nn.Module):
         scaling = cfg.rotary_emb_scaling_factor if cfg.use_interpolated_rotary_pos_emb else 1.0
         self.rotary_emb = RotaryEmbedding(self.head_dim, cfg.rotary_emb_base, scaling)
 
-    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
         """x: (B, L, D) -> (B, L, D)."""
         B, L, _ = x.shape
         qkv = self.Wqkv(x).view(B, L, 3, self.num_heads, self.head_dim)
-        offset = state["k"].shape[2] if state is not None and "k" in state else 0
+        offset = 0 if state is None else state.length
         q = self.rotary_emb(qkv[:, :, 0], offset).permute(0, 2, 1, 3)  # (B, H, L, hd)
         k = self.rotary_emb(qkv[:, :, 1], offset).permute(0, 2, 1, 3)
         v = qkv[:, :, 2].permute(0, 2, 1, 3)
         if offset == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            k, v = torch.cat([state["k"], k], 2), torch.cat([state["v"], v], 2)
+            k, v = torch.cat([state.k, k], 2), torch.cat([state.v, v], 2)
             y = attend_with_cache(q, k, v, offset)
         if state is not None:
-            state["k"], state["v"] = k.detach(), v.detach()
+            state.k, state.v = k.detach(), v.detach()
         return self.out_proj(y.permute(0, 2, 1, 3).reshape(B, L, -1))
 
 
@@ -433,7 +461,10 @@ class AttentionBlock(nn.Module):
         self.inner_mha_cls = MHA(cfg)
         self.mlp = GatedMLP(cfg, layer_idx)
 
-    def forward(self, u: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+    def new_state(self) -> KVCache:
+        return KVCache()
+
+    def forward(self, u: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
         """u: (B, L, D) -> (B, L, D)."""
         u = self.inner_mha_cls(self.pre_norm(u), state) + u
         return self.mlp(self.post_norm(u)) + u
@@ -462,34 +493,6 @@ def keeps_float32(name: str) -> bool:
     """Tensors Evo 2 keeps in float32 whatever the inference dtype: HCL poles and residues and the
     rotary frequencies (vortex ``to_bfloat16_except_pr_lc``)."""
     return name.endswith(("log_poles", "residues", "inv_freq"))
-
-
-@dataclass
-class InferenceState:
-    """What a chunked forward carries between chunks: one dict per block (short-FIR tail
-    ``fir``; HCS/HCM tail ``inner``; HCL modal state ``modal``; attention ``k``/``v`` cache)
-    and the number of positions consumed so far."""
-
-    blocks: list[dict]
-    offset: int = 0
-
-    @classmethod
-    def empty(cls, num_layers: int) -> "InferenceState":
-        return cls([{} for _ in range(num_layers)])
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for b in self.blocks for t in b.values())
-
-    def snapshot(self) -> "InferenceState":
-        """This state as it is now, unchanged by later forwards. Free: a forward replaces the
-        state's tensors and never writes into them, so the copy shares them."""
-        return InferenceState([dict(b) for b in self.blocks], self.offset)
-
-    def select(self, rows: torch.Tensor | list[int]) -> "InferenceState":
-        """The state of batch rows ``rows`` (repeats allowed), as a new batch in that order."""
-        rows = torch.as_tensor(rows, dtype=torch.long)
-        return InferenceState([{k: t.index_select(0, rows.to(t.device)) for k, t in b.items()} for b in self.blocks],
-                              self.offset)
 
 
 class StripedHyena2(nn.Module):
@@ -535,7 +538,8 @@ class StripedHyena2(nn.Module):
         return self
 
     def new_state(self) -> InferenceState:
-        return InferenceState.empty(len(self.blocks))
+        """The state before the first token: each block's empty state (``evo2kit.state``)."""
+        return InferenceState([block.new_state() for block in self.blocks])
 
     def forward_from(self, input_ids: torch.Tensor, state: InferenceState | None = None, keep_at=(),
                      chunk_size: int | None = None, on_logits=None) -> dict[int, InferenceState]:
@@ -545,7 +549,12 @@ class StripedHyena2(nn.Module):
 
         The ids go in pieces cut at those offsets and at most ``chunk_size`` tokens long;
         ``on_logits(start, logits)`` receives each piece's logits (B, n, vocab), ``start`` its
-        absolute offset. Without a state, cuts or chunks it is one plain forward."""
+        absolute offset. Without a state, cuts or chunks it is one plain forward. This is the
+        one chunk loop: ``Evo2Model.forward(chunk_size=)``, ``embed_long`` and the prefix-shared
+        passes (``evo2kit.prefix``) all run through it, layer hooks firing once per piece."""
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
+                                       or chunk_size < 1):
+            raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")
         L, start = input_ids.shape[1], 0 if state is None else state.offset
         keep = {p for p in keep_at if start < p <= start + L}
         step = L if chunk_size is None else chunk_size

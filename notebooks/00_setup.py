@@ -45,9 +45,8 @@ from evo2kit import data
 from evo2kit.api import WEIGHTS_DIR
 from evo2kit.resources import parameter_count, system_memory_bytes
 
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
-print("EVO2KIT_DATA_DIR =", os.environ.get("EVO2KIT_DATA_DIR") or "(not set: cache, then download)")
+run = evo2kit.settings(data_dir=data_dir)  # the data folder for this kernel, else $EVO2KIT_DATA_DIR
+print("data folder:", run.data_dir or "(none: data_dir and $EVO2KIT_DATA_DIR not set; the cache, then a download)")
 
 # %% [markdown]
 # ## 1 · Software versions

@@ -35,7 +35,6 @@ n_generate = 300  # bases to generate
 seed = 0
 
 # %%
-import os
 import time
 
 import matplotlib.pyplot as plt
@@ -49,8 +48,7 @@ from evo2kit import data
 from evo2kit.model import Evo2Config, StripedHyena2
 
 torch.manual_seed(seed)
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
 
 # %% [markdown]
 # ## 1 · Load the bundled model
@@ -59,7 +57,7 @@ if data_dir is not None:
 # (a damaged file fails loudly) and returns an object shaped like the official `evo2.Evo2`.
 
 # %%
-model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
 print(f"{model.name}: {model.model.num_params():,} parameters on {model.device}, weights sha256 {model.weights_sha256}")
 shown = ("hidden_size", "num_layers", "hcs_layer_idxs", "hcm_layer_idxs", "hcl_layer_idxs", "attn_layer_idxs",
          "max_seqlen")

@@ -49,7 +49,6 @@ n_timing = 8  # variants timed with the per-layer recipe
 seed = 0
 
 # %%
-import os
 import time
 
 import matplotlib.pyplot as plt
@@ -65,11 +64,10 @@ from evo2kit import embed, probes
 from evo2kit.data import variant_windows
 from evo2kit.zero_shot import stratified_subset
 
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
-model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
 print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, width {model.config.hidden_size}")
 
 # %% [markdown]

@@ -43,7 +43,6 @@ seed = 0
 score_cache = None  # where to keep the deltas (notebook 04 reads them back); None: embed.output_dir() / "zero_shot"
 
 # %%
-import os
 import time
 
 import matplotlib.pyplot as plt
@@ -54,14 +53,14 @@ import evo2kit
 from evo2kit import data, embed, plots
 from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
 
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
 if score_cache is None and backend == "torch":  # (evo2's vortex model carries no weights digest to key a cache by)
     score_cache = embed.output_dir() / "zero_shot"
 if backend == "vortex":  # the official evo2.Evo2: same score_sequences(), used by every cell below
     model = evo2kit.load_model(model_name, local_path=model_weights, backend="vortex")
 else:
-    model = evo2kit.load_model(model_name, local_path=model_weights, backend=backend, device=device, dtype=dtype)
+    model = evo2kit.load_model(model_name, local_path=model_weights, backend=backend, device=run.device,
+                               dtype=run.dtype)
 print(f"{model_name} ({backend} backend): {sum(p.numel() for p in model.model.parameters()):,} parameters")
 
 # %% [markdown]

@@ -62,7 +62,6 @@ score_cache = None  # where notebook 03 kept its deltas; None: evo2kit.embed.out
 probe_seeds = 3  # DNN probes per layer and split (seeds seed * probe_seeds + 0, 1, ...); results are their mean
 
 # %%
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -74,8 +73,7 @@ import evo2kit
 from evo2kit import embed, probes
 from evo2kit.zero_shot import variant_deltas
 
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -86,7 +84,7 @@ sns.set_theme(style="whitegrid", context="notebook")
 # its on-disk store; if that store is missing (this notebook run on its own), the call computes it.
 
 # %%
-model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
 emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root,
                              layer_name=layer_name)
 df, y, windows, layers = emb.variants, emb.is_lof, emb.windows, emb.layers

@@ -43,7 +43,6 @@ batch_size = 4  # windows per forward in the sliding-window comparison
 seed = 0
 
 # %%
-import os
 import time
 
 import matplotlib.pyplot as plt
@@ -57,9 +56,8 @@ from evo2kit import data, plots
 from evo2kit.longseq import measure_forward, random_ids, sliding_window_embeddings
 from evo2kit.model import Evo2Config
 
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
-model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
+model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
 print(model.name, f"{model.model.num_params():,} parameters on {model.device}")
 
 # %% [markdown]

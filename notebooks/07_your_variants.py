@@ -41,7 +41,6 @@ seed = 0
 
 # %%
 import gzip
-import os
 import time
 from pathlib import Path
 
@@ -54,14 +53,13 @@ import evo2kit
 from evo2kit import data, embed, plots, variants, vep
 from evo2kit.zero_shot import stratified_subset, variant_deltas
 
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
 out = Path(out_dir) if out_dir is not None else embed.output_dir() / "07_your_variants"
 out.mkdir(parents=True, exist_ok=True)
 if backend == "vortex":
     model = evo2kit.load_model(model_name, local_path=model_weights, backend="vortex")
 else:
-    model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+    model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
 
 # %% [markdown]
 # ## 1 · The Findlay SNVs as a VCF, scored against the hg19 region

@@ -396,7 +396,7 @@ def test_hidden_state_and_state_move_to_each_blocks_device(tmp_path):
         assert x.shape == (1, chunk.shape[1], FP8_CFG["hidden_size"]) and x.device.type == "meta"
     assert seen == plan * 3
     for block_state, device in zip(state.blocks, plan):
-        assert block_state and all(t.device == device for t in block_state.values())
+        assert block_state.tensors() and all(t.device == device for t in block_state.tensors().values())
 
 
 # ----------------------------------------------------------------------------- published names

@@ -21,7 +21,9 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import torch
 
+import evo2kit
 from evo2kit import data
 from evo2kit.data import (
     DATASETS,
@@ -35,6 +37,7 @@ from evo2kit.data import (
     variant_windows,
     verify,
 )
+from evo2kit.run_settings import RunSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +48,7 @@ def _isolated_env(monkeypatch, tmp_path):
     """Every test gets an empty cache and no data dir unless it asks for real data."""
     monkeypatch.setenv("EVO2KIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("EVO2KIT_DATA_DIR", raising=False)
+    monkeypatch.setattr(data, "_configured_data_dir", None)  # evo2kit.settings(data_dir=) undone after each test
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -171,6 +175,32 @@ def test_fetch_prefers_data_dir_then_cache(monkeypatch, tmp_path, fasta_files):
     (ddir / ds.filename).write_bytes(fasta_files[1].read_bytes())
     monkeypatch.setenv("EVO2KIT_DATA_DIR", str(ddir))
     assert fetch(ds, download=False) == ddir / ds.filename
+
+
+def test_settings_resolve_a_notebooks_parameters_without_touching_the_environment(monkeypatch, tmp_path, fasta_files):
+    ds = _ds(tmp_path)
+    ddir = tmp_path / "data"
+    (ddir / "sub").mkdir(parents=True)
+    (ddir / ds.filename).write_bytes(fasta_files[1].read_bytes())
+    monkeypatch.setenv("EVO2KIT_DATA_DIR", str(tmp_path / "elsewhere"))
+    env = dict(os.environ)
+    run = evo2kit.settings(device="cpu", dtype="bfloat16", data_dir=str(ddir))
+    assert run == RunSettings(torch.device("cpu"), torch.bfloat16, ddir)
+    assert fetch(ds, download=False) == ddir / ds.filename, "the configured folder comes before $EVO2KIT_DATA_DIR"
+    assert dict(os.environ) == env, "settings() must not write the environment"
+    model = evo2kit.load_model(device=run.device, dtype=run.dtype)
+    assert model.device == run.device and model.model.blocks[0].mlp.l1.weight.dtype == torch.bfloat16
+
+    auto = evo2kit.settings(device="auto", dtype="auto", data_dir=None)  # a notebook's defaults
+    assert auto == RunSettings(torch.device("cuda" if torch.cuda.is_available() else "cpu"), None,
+                               tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="dtype 'float64' is not supported"):
+        evo2kit.settings(dtype="float64")
+    with pytest.raises(ValueError, match="device 'gpu' is not a device"):
+        evo2kit.settings(device="gpu")
+    with pytest.raises(FileNotFoundError, match="data_dir .*missing.* is not a folder"):
+        evo2kit.settings(data_dir=tmp_path / "missing")
+    assert data.data_dir() == tmp_path / "elsewhere", "a refused call changes nothing"
 
 
 def test_fetch_local_hash_mismatch_names_file_and_both_hashes(monkeypatch, tmp_path):

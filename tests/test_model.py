@@ -27,6 +27,7 @@ from evo2kit.model import (
     load_pretrained,
     save_pretrained,
 )
+from evo2kit.state import HyenaState, KVCache, ModalState
 
 sys.path.insert(0, os.path.dirname(__file__))
 import vortex_ref as vr  # noqa: E402
@@ -317,3 +318,37 @@ def test_blockwise_cache_attention_equals_masked_softmax(offset, L, block, fused
     ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     out = attend_with_cache(q, k, v, offset, block=block, fused=fused)
     assert (out - ref).abs().max() <= 1e-5 * ref.abs().max()
+
+
+def test_state_is_one_typed_object_per_block():
+    """new_state gives each block its kind's state; a chunk fills it with the shapes the next
+    chunk needs; snapshot, select, to and nbytes act on every block."""
+    model = small_model()
+    cfg = model.config
+    state = model.new_state()
+    kinds = {"hcs": HyenaState, "hcm": HyenaState, "hcl": ModalState, "attn": KVCache}
+    assert [type(b) for b in state.blocks] == [kinds[cfg.block_kind(i)] for i in range(cfg.num_layers)]
+    assert state.nbytes == 0 and not any(b.tensors() for b in state.blocks)
+    with torch.no_grad():
+        model(token_ids(2, 40, seed=3), state)
+    d, hd = cfg.hidden_size, cfg.hidden_size // cfg.num_attention_heads
+    for i, b in enumerate(state.blocks):
+        kind = cfg.block_kind(i)
+        if kind == "attn":
+            assert b.k.shape == b.v.shape == (2, cfg.num_attention_heads, 40, hd) and b.length == 40
+        else:
+            assert b.fir.shape == (2, 3 * d, cfg.short_filter_length - 1)
+        if kind == "hcl":
+            assert b.modal.shape == (2, d, cfg.state_size) and b.modal.dtype == torch.float32
+        if kind in ("hcs", "hcm"):
+            assert b.inner.shape == (2, d, getattr(cfg, f"{kind}_filter_length") - 1)
+    expected = sum(t.numel() * t.element_size() for b in state.blocks for t in b.tensors().values())
+    assert state.nbytes == expected > 0
+    snap, picked, moved = state.snapshot(), state.select([1, 1, 0]), state.to("meta")
+    with torch.no_grad():
+        model(token_ids(2, 5, seed=4), state)
+    assert snap.offset == 40 and state.offset == 45
+    attn = next(i for i in range(cfg.num_layers) if cfg.block_kind(i) == "attn")
+    assert snap.blocks[attn].length == 40 and state.blocks[attn].length == 45
+    assert torch.equal(picked.blocks[attn].k[2], snap.blocks[attn].k[0]) and picked.blocks[attn].k.shape[0] == 3
+    assert all(t.device.type == "meta" for b in moved.blocks for t in b.tensors().values())

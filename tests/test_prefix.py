@@ -60,13 +60,13 @@ def test_forward_from_returns_the_states_a_chunked_forward_reaches(small):
         assert [s for s, _ in pieces] == [0, 37, 50, 80, 100], "cut at the kept offsets and every chunk_size tokens"
         torch.testing.assert_close(torch.cat([lg for _, lg in pieces], 1), whole, rtol=0, atol=1e-4)
 
-        frozen = {k: t.clone() for k, t in kept[37].blocks[3].items()}
+        frozen = {k: t.clone() for k, t in kept[37].blocks[3].tensors().items()}
         rows = [2, 0, 0]
         suffix = net(ids[rows, 37:], kept[37].select(rows))
         torch.testing.assert_close(suffix, whole[rows, 37:], rtol=0, atol=1e-4)
-        for k, t in kept[37].blocks[3].items():
+        for k, t in kept[37].blocks[3].tensors().items():
             assert torch.equal(t, frozen[k]), "a kept state must not change when a forward continues it"
-        assert kept[37].offset == 37 and kept[37].select([1]).blocks[3]["k"].shape[0] == 1
+        assert kept[37].offset == 37 and kept[37].select([1]).blocks[3].k.shape[0] == 1
 
 
 def test_schedule_runs_children_after_their_references():

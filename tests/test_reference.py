@@ -52,14 +52,14 @@ def test_hyena_filter_whole_and_in_chunks(model, block):
     want = reference.hyena_filter(f, z)
     with torch.no_grad():
         assert_close(f(z), want)
-        state, parts = {}, []
+        state, parts = f.new_state(), []
         for piece in z.split([64, 50, 36], dim=1):
             parts.append(f(piece, state))
     assert_close(torch.cat(parts, 1), want)
     if f.kind == "hcl":
         zc = reference.causal_conv(z.permute(0, 2, 1), f.short_filter_weight)
         _, modal = reference.modal_filter_scan(zc[:, 1::3] * zc[:, 2::3], f.log_poles, f.residues)
-        assert_close(state["modal"], modal)
+        assert_close(state.modal, modal)
 
 
 def test_modal_scan_equals_the_impulse_response_convolution(model):
