@@ -62,7 +62,6 @@ grad_checkpointing = False  # recompute activations in the backward pass (long w
 n_boot = 1000  # bootstrap resamples per confidence interval
 
 # %%
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -74,8 +73,7 @@ import torch
 import evo2kit
 from evo2kit import embed, finetune, metrics, train
 
-if data_dir is not None:
-    os.environ["EVO2KIT_DATA_DIR"] = str(data_dir)
+run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
 out = Path(out_dir) if out_dir else embed.output_dir() / "06_fine_tuning"
@@ -147,7 +145,7 @@ mistake
 # Blocks after the one the head reads cannot change its input, so they are neither run nor trained.
 
 # %%
-model = evo2kit.load_model(model_name, local_path=model_weights, device=device, dtype=dtype)
+model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
 task = finetune.brca1_task(model.tokenizer, window, n_variants, seed, split_seed, group_bp)
 layer = layer_name.format(i=model.config.num_layers // 2 if layer_id is None else layer_id)
 split = task.split
