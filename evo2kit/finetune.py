@@ -1,7 +1,6 @@
-"""Training and fine-tuning Evo 2 safely: gradient monitoring by parameter kind, what clipping and the
-pole clamp do, and a variant classifier trained on a frozen model, with LoRA adapters, or in full.
+"""Fine-tuning Evo 2 for a task: a variant classifier trained on a frozen model, with LoRA adapters,
+or in full (notebook 06, part 2; part 1, training from scratch, is ``evo2kit.stability``).
 
-    log, summary = compare_recipes(RECIPES, steps=40, batch_size=4, seq_len=512, lr=2e-3)  # from scratch
     task = brca1_task(window=512, group_bp=100)                 # notebook 04's variants and grouped split
     clf = VariantClassifier(model, "blocks.6.mlp.l3", mode="lora")
     result = fit(clf, task, FitConfig(epochs=3), checkpoint="runs/lora.pt")   # resumes if cut short
@@ -17,12 +16,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 import math
 import os
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -37,131 +34,10 @@ from . import train
 from .api import Evo2Model
 from .embed import parse_pooling, pool_weights
 from .files import atomic_path, atomic_write
-from .model import Evo2Config, StripedHyena2
+from .model import StripedHyena2
 from .probes import ProbeDNN, Split
 
-# --------------------------------------------------------------------------- part 1: training from scratch
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a training step treats its gradients: ``clip`` one of ``train.CLIP_MODES`` (after
-    ``backward()``), ``clamp_poles`` keeps the HCL poles inside the unit circle, ``warmup`` steps
-    of linear learning-rate warm-up (then cosine decay)."""
-
-    clip: str | None
-    clamp_poles: bool
-    warmup: int
-
-
-def recipes(warmup: int) -> dict[str, Recipe]:
-    """The three runs of notebook 06: nothing, one global clip, and evo2kit's recipe."""
-    return {"no clipping": Recipe(None, False, 0), "one global clip": Recipe("global", False, 0),
-            "evo2kit recipe": Recipe("modal", True, warmup)}
-
-
-def _schedule(lr: float, warmup: int, steps: int, weight_decay: float = 0.1) -> types.SimpleNamespace:
-    """The arguments ``train.lr_at`` and ``train.make_optimizer`` read: warm-up, then cosine decay to lr / 10."""
-    return types.SimpleNamespace(lr=lr, min_lr=lr / 10, warmup=warmup, steps=steps, weight_decay=weight_decay)
-
-
-@functools.lru_cache(maxsize=2)
-def training_samplers(length: int) -> tuple[train.WindowSampler, train.WindowSampler]:
-    """Samplers of ``length``-base windows of the training chromosomes and of the validation tail
-    (``train.load_genome``), kept for the next call: the genome is read once per process."""
-    seqs, val = train.load_genome()
-    return train.WindowSampler(seqs, length), train.WindowSampler({"val": val}, length)
-
-
-def compare_recipes(recipes: Mapping[str, Recipe], steps: int, batch_size: int, seq_len: int, lr: float,
-                    seed: int = 0, config: Evo2Config = train.TINY_CONFIG, max_norm: float = 1.0,
-                    val_windows: int = 8, device: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train one model per recipe from the same initialisation (``init_weights(seed)``) on the same
-    batches of the training chromosomes (``train.load_genome``: never chr17).
-
-    Returns (log, summary). log: one row per recipe and step with the loss (bits per base), the
-    learning rate, the gradient norm of each of ``train.PARAM_KINDS`` and the total *before*
-    clipping, whether clipping changed anything, and the largest log-pole after the step. A run
-    stops at its first non-finite loss. summary: one row per recipe: steps run, ``diverged``
-    (1 if the loss became non-finite), the mean loss of its last 5 steps, the validation loss
-    (bits per base on ``val_windows`` fixed windows of the chr20 tail; NaN for a diverged run),
-    and the HCL share of the squared gradient norm over the first 10 steps.
-    """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    sampler, val_sampler = training_samplers(seq_len + 1)
-    val_batch = val_sampler.batch(np.random.default_rng(12345), val_windows)
-    start = StripedHyena2(config).init_weights(seed).state_dict()
-    rows, summary = [], []
-    for name, recipe in recipes.items():
-        model = StripedHyena2(config).to(device)
-        model.load_state_dict(start)
-        model.train()
-        args = _schedule(lr, recipe.warmup, steps)
-        opt = train.make_optimizer(model, args)
-        diverged = 0
-        for step in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = train.lr_at(step, args)
-            batch = sampler.batch(np.random.default_rng([seed, step]), batch_size).to(device)
-            logits = model(batch[:, :-1]).float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-            if not torch.isfinite(loss):
-                diverged = 1
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norms = train.kind_grad_norms(model, config)
-            train.clip_gradients(model, max_norm, recipe.clip)
-            opt.step()
-            if recipe.clamp_poles:
-                train.clamp_poles(model)
-            max_pole = max(float(p.detach().max()) for n, p in model.named_parameters() if n.endswith("log_poles"))
-            rows.append({"recipe": name, "step": step + 1, "lr": opt.param_groups[0]["lr"],
-                         "loss_bits": float(loss) / math.log(2), **{f"gn_{k}": v for k, v in norms.items()},
-                         "clipped": recipe.clip is not None and norms["total"] > max_norm,
-                         "max_log_pole": max_pole})
-        run = pd.DataFrame([r for r in rows if r["recipe"] == name])
-        early = run.head(10)
-        hcl_sq = (early.gn_hcl_modal ** 2 + early.gn_hcl_other ** 2).sum() if len(run) else float("nan")
-        summary.append({"recipe": name, "steps": len(run), "diverged": diverged,
-                        "final_loss_bits": run.loss_bits.tail(5).mean() if len(run) else float("nan"),
-                        "val_bits": float("nan") if diverged else train.evaluate(model, val_batch, device),
-                        "early_hcl_share": hcl_sq / (early.gn_total ** 2).sum() if len(run) else float("nan"),
-                        "max_log_pole": run.max_log_pole.max() if len(run) else float("nan")})
-    return pd.DataFrame(rows), pd.DataFrame(summary)
-
-
-def clip_order_check(model: StripedHyena2, batch: torch.Tensor, max_norm: float = 1.0) -> pd.DataFrame:
-    """The gradients one step would apply, computed three ways from the same weights and batch (B, L+1):
-    no clipping, ``clip_grad_norm_`` called *before* ``backward()`` (the classic mistake: the
-    gradients do not exist yet, so nothing is clipped) and after it. One row each: the norm of the
-    gradients the optimiser would see, and their largest difference from the unclipped ones."""
-    params = list(model.parameters())
-
-    def gradients(clip: str | None) -> list[torch.Tensor]:
-        model.zero_grad(set_to_none=True)
-        if clip == "before":
-            torch.nn.utils.clip_grad_norm_(params, max_norm)
-        logits = model(batch[:, :-1]).float()
-        F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)).backward()
-        if clip == "after":
-            torch.nn.utils.clip_grad_norm_(params, max_norm)
-        out = [p.grad.detach().clone() for p in params]
-        model.zero_grad(set_to_none=True)
-        return out
-
-    plain = gradients(None)
-    rows = []
-    for label, clip in [("no clipping", None), ("clip_grad_norm_ before backward()", "before"),
-                        ("clip_grad_norm_ after backward()", "after")]:
-        g = plain if clip is None else gradients(clip)
-        rows.append({"order": label, "gradient norm seen by the optimiser":
-                     float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in g]))),
-                     "max |change| vs no clipping": max(float((a - b).abs().max()) for a, b in zip(g, plain))})
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- part 2: a variant classifier
+# --------------------------------------------------------------------------- a variant classifier
 
 
 @dataclass
@@ -419,7 +295,7 @@ def fit(clf: VariantClassifier, task: VariantTask, config: FitConfig = FitConfig
             rows = batches[b]
             step = epoch * steps_per_epoch + b
             for g in opt.param_groups:
-                g["lr"] = train.lr_at(step, _schedule(g["base_lr"], config.warmup, total))
+                g["lr"] = train.lr_at(step, train.schedule(g["base_lr"], config.warmup, total))
             if len(rows) >= 2:  # batch norm cannot train on one row
                 torch.manual_seed(_batch_seed(config.seed, epoch, b))
                 if clf.mode == "frozen":

@@ -21,6 +21,7 @@ import json
 import math
 import re
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,12 @@ class WindowSampler:
                 w = self._COMP[w[::-1]]
             rows.append(w.astype(np.int64))
         return torch.from_numpy(np.stack(rows))
+
+
+def schedule(lr: float, warmup: int, steps: int, weight_decay: float = 0.1) -> types.SimpleNamespace:
+    """The arguments ``lr_at`` and ``make_optimizer`` read: ``warmup`` steps of linear warm-up, then
+    cosine decay to lr / 10 at ``steps``."""
+    return types.SimpleNamespace(lr=lr, min_lr=lr / 10, warmup=warmup, steps=steps, weight_decay=weight_decay)
 
 
 def lr_at(step: int, args) -> float:

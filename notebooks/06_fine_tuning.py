@@ -71,7 +71,7 @@ import seaborn as sns
 import torch
 
 import evo2kit
-from evo2kit import embed, finetune, metrics, train
+from evo2kit import embed, finetune, metrics, stability, train
 
 run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
 torch.manual_seed(seed)
@@ -88,8 +88,8 @@ out = Path(out_dir) if out_dir else embed.output_dir() / "06_fine_tuning"
 # attention, the MLPs, and the embedding (tied to the output layer).
 
 # %%
-runs = finetune.recipes(stability_warmup)
-log, summary = finetune.compare_recipes(runs, steps=stability_steps, batch_size=stability_batch_size,
+runs = stability.recipes(stability_warmup)
+log, summary = stability.compare_recipes(runs, steps=stability_steps, batch_size=stability_batch_size,
                                         seq_len=stability_seq_len, lr=stability_lr, seed=seed, max_norm=max_norm)
 summary.round(4)
 
@@ -99,8 +99,8 @@ fig, axes = plt.subplots(1, 1 + len(runs), figsize=(5 * (1 + len(runs)), 3.8))
 sns.lineplot(data=log, x="step", y="loss_bits", hue="recipe", ax=axes[0])
 axes[0].set(title="training loss", ylabel="bits per base")
 for ax, name in zip(axes[1:], runs):
-    run = log[log.recipe == name].melt(id_vars="step", value_vars=kinds, var_name="kind", value_name="norm")
-    sns.lineplot(data=run, x="step", y="norm", hue="kind", ax=ax, lw=1)
+    norms = log[log.recipe == name].melt(id_vars="step", value_vars=kinds, var_name="kind", value_name="norm")
+    sns.lineplot(data=norms, x="step", y="norm", hue="kind", ax=ax, lw=1)
     ax.axhline(max_norm, color="black", ls="--", lw=0.8)
     ax.set(yscale="log", title=f"{name}: gradient norm by kind", ylabel="L2 norm before clipping")
     ax.legend(fontsize=7)
@@ -119,8 +119,8 @@ plt.show()
 # gradients. One batch, the same weights, three orders:
 
 # %%
-batch = finetune.training_samplers(stability_seq_len + 1)[0].batch(np.random.default_rng(seed), stability_batch_size)
-mistake = finetune.clip_order_check(evo2kit.StripedHyena2(train.TINY_CONFIG).init_weights(seed), batch, max_norm)
+batch = stability.training_samplers(stability_seq_len + 1)[0].batch(np.random.default_rng(seed), stability_batch_size)
+mistake = stability.clip_order_check(evo2kit.StripedHyena2(train.TINY_CONFIG).init_weights(seed), batch, max_norm)
 mistake
 
 # %% [markdown]

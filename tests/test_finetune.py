@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import sigkill_when
 
-from evo2kit import Evo2Config, Evo2Model, StripedHyena2, finetune, train
+from evo2kit import Evo2Config, Evo2Model, StripedHyena2, finetune, stability, train
 from evo2kit.probes import Split
 from evo2kit.tokenizer import CharLevelTokenizer
 
@@ -114,7 +114,7 @@ def test_clamp_poles_keeps_them_inside_the_unit_circle():
 
 def test_clipping_before_backward_changes_nothing():
     ids = torch.randint(0, 512, (2, 65), generator=torch.Generator().manual_seed(1))
-    table = finetune.clip_order_check(tiny_model(), ids, max_norm=1e-3).set_index("order")
+    table = stability.clip_order_check(tiny_model(), ids, max_norm=1e-3).set_index("order")
     assert table.iloc[1]["max |change| vs no clipping"] == 0.0
     assert table.iloc[1]["gradient norm seen by the optimiser"] == table.iloc[0]["gradient norm seen by the optimiser"]
     assert table.iloc[2]["gradient norm seen by the optimiser"] == pytest.approx(1e-3, rel=1e-4)
