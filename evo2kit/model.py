@@ -223,6 +223,8 @@ def fft_causal_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 def _new_tail(tail: torch.Tensor | None, x: torch.Tensor, n: int) -> torch.Tensor:
     """The last n steps of [tail, x] along the last axis (zeros before the start)."""
+    if x.shape[-1] >= n:  # copy only the n steps kept, not the whole chunk (and not a view that pins it)
+        return x[..., x.shape[-1] - n:].detach().clone()
     if tail is None:
         tail = x.new_zeros(*x.shape[:-1], n)
     return torch.cat([tail, x], dim=-1)[..., -n:].detach()
@@ -253,13 +255,24 @@ class HyenaFilter(nn.Module):
     def cached_long_filter(self, t: torch.Tensor) -> torch.Tensor:
         """``long_filter(t)``, reused while the poles and residues are unchanged and no
         gradient is wanted (its (D, S, L) exponentials dominate small models' inference)."""
-        if torch.is_grad_enabled() or t.shape[-1] * self.hidden_size > _FILTER_CACHE_MAX:
-            return self.long_filter(t)
-        key = (t.shape[-1], t.device, self.log_poles.data_ptr(), self.log_poles._version,
-               self.residues.data_ptr(), self.residues._version)
-        if getattr(self, "_filter_cache", (None,))[0] != key:
-            self._filter_cache = (key, self.long_filter(t))
-        return self._filter_cache[1]
+        return self._cached("filter", t, self.hidden_size, self.long_filter)
+
+    def _cached(self, name: str, t: torch.Tensor, size: int, compute) -> torch.Tensor:
+        """``compute(t)`` for times ``t`` (1, 1, L), kept per (name, L, device) while the poles and
+        residues are unchanged, no gradient is wanted and ``size`` x L stays under the cache limit.
+        Chunked and prefix-shared passes repeat the same few lengths, so their exponentials repeat."""
+        if torch.is_grad_enabled() or t.shape[-1] * size > _FILTER_CACHE_MAX:
+            return compute(t)
+        params = (self.log_poles.data_ptr(), self.log_poles._version, self.residues.data_ptr(), self.residues._version)
+        cache = getattr(self, "_time_cache", None)
+        if cache is None or cache[0] != params:
+            cache = self._time_cache = (params, {})
+        key = (name, t.shape[-1], t.device)
+        if key not in cache[1]:
+            if len(cache[1]) >= 8:  # a few lengths at a time: drop the oldest
+                cache[1].pop(next(iter(cache[1])))
+            cache[1][key] = compute(t)
+        return cache[1][key]
 
     def new_state(self) -> HyenaState | ModalState:
         return ModalState() if self.kind == "hcl" else HyenaState()
@@ -310,14 +323,17 @@ class HyenaFilter(nn.Module):
         y = torch.fft.irfft(X * H, n=n, norm="forward")[..., :L]
         if state is not None:
             log_p = self.log_poles.float()  # (D, S, 1)
+            size = self.hidden_size * log_p.shape[1]
             s = state.modal
             if s is not None:
-                decay = self.residues.float()[..., None] * (log_p * (t + 1)).exp()  # (D, S, L)
-                y = y + torch.einsum("bds,dsl->bdl", s, decay)
+                decay = self._cached("decay", t, size,
+                                     lambda t: self.residues.float()[..., None] * (log_p * (t + 1)).exp())
+                y = y + torch.einsum("bds,dsl->bdl", s, decay)  # decay: (D, S, L)
                 s = s * (log_p[..., 0] * L).exp()
             else:
                 s = 0.0
-            state.modal = (s + torch.einsum("bdl,dsl->bds", u.float(), (log_p * (L - 1 - t)).exp())).detach()
+            carry = self._cached("carry", t, size, lambda t: (log_p * (t.shape[-1] - 1 - t)).exp())  # (D, S, L)
+            state.modal = (s + torch.einsum("bdl,dsl->bds", u.float(), carry)).detach()
         y = y.to(u.dtype)
         return (y + u * self.D.unsqueeze(-1)) * x2
 
