@@ -50,7 +50,9 @@ FACTS = {  # metric -> what it is: the same in every run, so checked exactly
     "n_unique_ref_windows": "a count", "n_probe_seeds": "a count", "forwards_ratio": "a ratio of counts",
     "embed_long_longest_ok_bp": "a length", "n_scored": "a count", "n_ref_mismatch_hg19": "a count",
     "n_ref_mismatch_grch38": "a count", "n_bases_differing_hg19_grch38": "a count of bases of the two FASTAs",
-    "n_windows_with_build_difference": "a count",
+    "n_windows_with_build_difference": "a count", "n_train": "a count", "n_test": "a count",
+    "frozen_trainable_params": "a parameter count", "lora_trainable_params": "a parameter count",
+    "full_trainable_params": "a parameter count",
 }
 BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than observed spreads
     "chunked_max_abs_diff": (0.0, 1e-4, "a tolerance, not a spread: the exact chunked forward equals the whole one "
@@ -65,12 +67,24 @@ BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than o
                                  "float32 rounding at most"),
     "max_abs_delta_diff_grch38_same_sequence": (0.0, 1e-6, "a tolerance: windows of the same sequence on GRCh38 and "
                                                 "hg19 score the same, float32 rounding at most"),
+    **{f"{mode}_adapter_reload_max_diff": (0.0, 1e-6, "a tolerance, not a spread: the adapter file loaded back onto "
+                                           "the base model gives the trained classifier's predictions, float32 "
+                                           "rounding at most") for mode in ("frozen", "lora", "full")},
+    "clip_before_backward_max_change": (0.0, 0.0, "by construction: clip_grad_norm_ before backward() finds no "
+                                        "gradient to clip, so the step's gradients are the unclipped ones"),
+    "clip_after_backward_norm": (0.9999, 1.0, "by construction: clipped after backward(), the gradient norm is "
+                                 "max_norm (1.0), up to float rounding"),
+    "stability_max_log_pole_recipe": (-1.0, -9.9e-05, "an invariant: evo2kit's recipe clamps every log-pole at -1e-4 "
+                                      "after each step, so the poles stay inside the unit circle"),
     "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train "
                                         "and test"),
 }
 LESSONS = {  # metric name prefix -> the sign a notebook's lesson claims: a widened range never crosses zero
     "random_minus_grouped_": "a random split scores above a grouped one (notebook 04's lesson), so the range stays "
                              "above zero whatever the widening",
+    **{f"stability_max_log_pole_{r}": "without the clamp the largest log-pole crosses 0, the unit circle (notebook "
+                                      "06's lesson), so the range is [0, max]: its size is not the lesson"
+       for r in ("none", "global")},
 }
 EXPECTED = runner.NOTEBOOKS / "expected_results.yml"
 
@@ -173,8 +187,8 @@ def ranges(runs: list[dict], infos: list[dict], profile: str, model: str, args) 
                 lo, hi, w = suggest(values, name, args.margin, args.rel_floor, args.auroc_floor)
                 prov = f"{where}; {spread}; widened by {w:.3g}"
                 lesson = next((why for prefix, why in LESSONS.items() if name.startswith(prefix)), None)
-                if lesson and min(values) > 0:
-                    lo = max(lo, 0.0)
+                if lesson and min(values) > 0:  # the lesson is the sign: judged within [0, widened max]
+                    lo = 0.0
                     prov += f"; {lesson}"
             prov += f"; {args.note}" if args.note else ""
             entry = {"min": lo, "max": hi, "provenance": prov}

@@ -71,6 +71,9 @@ def test_a_lesson_range_never_crosses_zero_and_uneven_runs_are_described_as_they
     negative = [{"04_dnn_probes": {"random_minus_grouped_dnn_layer_mean": g}} for g in (-0.02, 0.03)]
     got = er.ranges(negative, uneven[:2], "cpu", "evo2kit-tiny", ARGS)["04_dnn_probes"]["cpu"]["evo2kit-tiny"]
     assert got["random_minus_grouped_dnn_layer_mean"]["min"] < 0  # a run without the lesson is not hidden by the floor
+    poles = [{"06_fine_tuning": {"stability_max_log_pole_none": p}} for p in (0.016, 0.018)]
+    got = er.ranges(poles, uneven[:2], "cpu", "evo2kit-tiny", ARGS)["06_fine_tuning"]["cpu"]["evo2kit-tiny"]
+    assert got["stability_max_log_pole_none"]["min"] == 0.0  # the sign is the lesson, not the size
 
 
 def test_reused_runs_give_only_the_notebooks_asked_for(tmp_path, monkeypatch, capsys):
