@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from . import data, prefix
@@ -178,18 +179,35 @@ def _cached(folder: Path, key: str, compute) -> np.ndarray:
 
 def auroc_ci(labels, scores, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """(AUROC, lower, upper): the percentile bootstrap interval over ``n_boot`` resamples of the
-    variants, each resample stratified by label so both classes are always present."""
+    variants, each resample stratified by label so both classes are always present.
+
+    labels (N,) bool, scores (N,) finite floats (higher: more likely positive)."""
     y, s = np.asarray(labels, bool), np.asarray(scores, float)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"labels {y.shape} and scores {s.shape} must be two vectors of the same length")
     if y.all() or not y.any():
         raise ValueError(f"AUROC needs both classes; got {int(y.sum())} positives of {len(y)}")
+    bad = np.flatnonzero(~np.isfinite(s))
+    if len(bad):
+        raise ValueError(f"{len(bad)} score(s) are not finite numbers (the first at index {bad[0]}: {s[bad[0]]})")
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
-    boots = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        boots[b] = roc_auc_score(y[idx], s[idx])
+    resamples = np.stack([np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+                          for _ in range(n_boot)])  # (n_boot, N), positives first
+    per_block = max(1, 4_000_000 // len(y))  # rows ranked at once: a few tens of MB
+    boots = np.concatenate([ranked_auroc(s[resamples[i:i + per_block]], len(pos))
+                            for i in range(0, n_boot, per_block)])
     alpha = (1 - level) / 2
     return float(roc_auc_score(y, s)), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+
+
+def ranked_auroc(scores: np.ndarray, n_pos: int) -> np.ndarray:
+    """AUROC of each row of ``scores`` (R, N) whose first ``n_pos`` columns are the positives:
+    the Mann-Whitney U statistic over n_pos x n_neg, ties counting one half (sklearn's
+    ``roc_auc_score`` to float rounding, for all rows at once)."""
+    n_neg = scores.shape[1] - n_pos
+    ranks = rankdata(scores, axis=1)  # average ranks for ties
+    return (ranks[:, :n_pos].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def stratified_subset(df: pd.DataFrame, n: int | None, seed: int = 0, by: str = "class") -> pd.DataFrame:

@@ -49,3 +49,32 @@ def test_cache_reuses_the_deltas_it_stored_and_only_those(model, variants, tmp_p
         assert seen["tokens"] > 0
         want = zero_shot.variant_deltas(model, frame, region=region, **kwargs)
         np.testing.assert_array_equal(got["delta"], want["delta"])
+
+
+@pytest.mark.parametrize("n,decimals", [(60, 1), (500, 2), (3000, 8)])
+def test_bootstrap_interval_is_sklearn_on_every_resample(n, decimals):
+    """The ranked bootstrap scores the same resamples as one roc_auc_score call per resample,
+    ties included (rounded scores), so the interval is sklearn's to float rounding."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(n)
+    y = rng.random(n) < 0.3
+    s = np.round(rng.normal(size=n) + 0.5 * y, decimals)
+    auc, lo, hi = zero_shot.auroc_ci(y, s, n_boot=200, seed=3)
+    draw = np.random.default_rng(3)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    boots = []
+    for _ in range(200):
+        idx = np.concatenate([draw.choice(pos, len(pos)), draw.choice(neg, len(neg))])
+        boots.append(roc_auc_score(y[idx], s[idx]))
+    assert auc == roc_auc_score(y, s)
+    np.testing.assert_allclose([lo, hi], np.quantile(boots, [0.025, 0.975]), rtol=0, atol=1e-12)
+    assert lo < auc < hi
+
+
+def test_bootstrap_interval_names_a_score_that_is_not_a_number():
+    y = np.array([True, False, True, False])
+    with pytest.raises(ValueError, match=r"1 score\(s\) are not finite numbers \(the first at index 2: nan\)"):
+        zero_shot.auroc_ci(y, [0.1, 0.2, np.nan, 0.3])
+    with pytest.raises(ValueError, match="same length"):
+        zero_shot.auroc_ci(y, [0.1, 0.2])
