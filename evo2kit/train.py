@@ -294,6 +294,8 @@ def train(args) -> Path:
             csv.writer(f).writerow(fields)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
+    if args.brca1_every and step == 0:  # the starting point, for continued training above all
+        brca1_check(model, 0, 0, out / "brca1.csv", args.brca1_window, args.brca1_variants)
     model.train()
     last_ckpt = session_start = time.time()
     t_start = time.time() - elapsed
