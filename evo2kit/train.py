@@ -292,6 +292,11 @@ def train(args) -> Path:
     if not log_path.exists():
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(fields)
+    for path in (log_path, out / "brca1.csv"):  # steps after the checkpoint are about to be run again
+        if path.exists():
+            rows = pd.read_csv(path)
+            if (rows["step"] > step).any():
+                atomic_write(path, lambda f, rows=rows: rows[rows["step"] <= step].to_csv(f, index=False))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     if args.brca1_every and step == 0:  # the starting point, for continued training above all

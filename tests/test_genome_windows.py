@@ -92,9 +92,11 @@ def test_continued_exon_rich_training_resumes_and_checks_brca1(tmp_path):
     train.main(args + ["--steps", "2"])
     first = json.loads((tmp_path / "summary.json").read_text())
     assert first["steps"] == 2 and first["tokens"] == 2 * 2 * 64
+    with open(tmp_path / "log.csv", "a") as f:  # a step logged after the last checkpoint, then cut short
+        f.write("3" + ",0" * 13 + "\n")
     train.main(args + ["--steps", "3"])  # resumes from the checkpoint at step 2
     log = pd.read_csv(tmp_path / "log.csv")
-    assert log["step"].tolist() == [1, 2, 3]
+    assert log["step"].tolist() == [1, 2, 3] and log["tokens"].iloc[-1] == 3 * 2 * 64
     checks = pd.read_csv(tmp_path / "brca1.csv")
     assert checks["step"].tolist() == [0, 2] and ((0 <= checks["auroc"]) & (checks["auroc"] <= 1)).all()
     assert {"delta_nonsense", "delta_synonymous", "delta_intronic"} <= set(checks.columns)
