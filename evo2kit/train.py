@@ -11,6 +11,14 @@ an uninterrupted one would. AdamW with linear warm-up and cosine decay; total gr
 norm clipped after ``backward()``; the norm of each block kind's gradient is logged every
 step to show whether the long Hyena (HCL) layers spike. Checkpoints are written atomically
 every ``--checkpoint-minutes``.
+
+Gene-aware training (:mod:`evo2kit.genome_windows`): ``--exon-fraction`` of the windows centred
+on coding exons, bases in repeats weighted ``--repeat-weight`` in the loss, ``--init`` to continue
+from trained weights, and ``--brca1-every`` steps a zero-shot BRCA1 check (AUROC and the mean
+delta per consequence, into ``brca1.csv``) to see whether the model is learning the lesson:
+
+    python -m evo2kit.train --out runs/genic --init evo2kit-tiny --exon-fraction 0.5 --repeat-weight 0.1 \
+        --lr 1e-3 --min-lr 1e-4 --steps 4000 --seed 1 --brca1-every 600
 """
 
 from __future__ import annotations
