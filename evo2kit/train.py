@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from . import data
 from .files import atomic_write, sha256_file
-from .genome_windows import GenicSampler, WindowSampler, load_annotation, load_genome
+from .genome_windows import GenicSampler, MixedSampler, WindowSampler, load_annotation, load_bacteria, load_genome
 from .model import Evo2Config, StripedHyena2, save_pretrained
 
 _PATTERN = ["hcs", "hcm", "hcl", "attn"] * 3
@@ -241,13 +241,20 @@ def initial_weights(init: str, config: Evo2Config) -> dict[str, torch.Tensor]:
     return {k: state[k] for k in want}
 
 
+LOF_RICH, BENIGN_RICH = ("Nonsense", "Canonical splice"), ("Synonymous", "Intronic")
+"""Findlay et al.'s consequences whose SNVs are mostly LOF (264 of 281) or mostly not (16 of 1,033):
+the stop rule of continued training compares their mean deltas."""
+
+
 def brca1_check(model: StripedHyena2, step: int, tokens: int, csv_path: Path, window: int = 1024,
                 n_variants: int | None = 1000) -> dict:
     """Zero-shot BRCA1 during training: AUROC (bootstrap 95% interval) of -delta for LOF on a
-    class-stratified subset (seed 0) at ``window`` bp, and the mean delta per consequence (nats
-    per base x 1e3, Findlay et al.'s annotation); appended to ``csv_path``."""
+    class-stratified subset (seed 0) at ``window`` bp; the mean delta per consequence (nats per
+    base x 1e3, Findlay et al.'s annotation); and ``gap``, the mean delta of the LOF-rich classes
+    minus that of the benign-rich ones (x 1e3, with its interval: a model that has learnt the
+    lesson puts it clearly below 0). Appended to ``csv_path``."""
     from .api import Evo2Model
-    from .zero_shot import auroc_ci, stratified_subset, variant_deltas
+    from .zero_shot import auroc_ci, mean_difference_ci, stratified_subset, variant_deltas
 
     was = model.training
     model.eval()
@@ -255,11 +262,16 @@ def brca1_check(model: StripedHyena2, step: int, tokens: int, csv_path: Path, wi
     table = variant_deltas(Evo2Model(model, "training"), df, window)
     auroc, lo, hi = auroc_ci(table["class"] == "LOF", -table["delta"])
     by = table.groupby("consequence")["delta"].mean() * 1e3
+    gap = mean_difference_ci(table.loc[table["consequence"].isin(LOF_RICH), "delta"] * 1e3,
+                             table.loc[table["consequence"].isin(BENIGN_RICH), "delta"] * 1e3)
     row = {"step": step, "tokens": tokens, "window": window, "n": len(table), "auroc": auroc, "ci_low": lo,
-           "ci_high": hi, **{f"delta_{k.lower().replace(' ', '_').replace(chr(39), '')}": v for k, v in by.items()}}
-    pd.DataFrame([row]).to_csv(csv_path, mode="a", header=not csv_path.exists(), index=False)
+           "ci_high": hi, "gap": gap[0], "gap_low": gap[1], "gap_high": gap[2],
+           **{f"delta_{k.lower().replace(' ', '_').replace(chr(39), '')}": v for k, v in by.items()}}
+    rows = pd.concat([pd.read_csv(csv_path), pd.DataFrame([row])]) if csv_path.exists() else pd.DataFrame([row])
+    atomic_write(csv_path, lambda f: rows.to_csv(f, index=False))
     model.train(was)
-    print(f"step {step}: BRCA1 zero-shot AUROC {auroc:.3f} [{lo:.3f}, {hi:.3f}] ({len(table)} SNVs, {window} bp)")
+    print(f"step {step}: BRCA1 zero-shot AUROC {auroc:.3f} [{lo:.3f}, {hi:.3f}], LOF-rich minus benign-rich delta "
+          f"{gap[0]:+.3f} [{gap[1]:+.3f}, {gap[2]:+.3f}] x 1e-3 nats/base ({len(table)} SNVs, {window} bp)")
     return row
 
 
@@ -285,10 +297,13 @@ def train(args) -> Path:
     (out / "args.json").write_text(json.dumps(vars(args), indent=2))
 
     train_seqs, val_seq = load_genome(val_bp=args.val_bp)
-    genic = args.exon_fraction > 0 or args.repeat_weight < 1
+    bacteria = args.bacteria_fraction
+    genic = args.exon_fraction > 0 or args.repeat_weight < 1 or bacteria > 0
     if genic:
         sampler = GenicSampler(train_seqs, args.seq_len + 1, load_annotation(train_seqs), args.exon_fraction,
                                args.exon_jitter, args.repeat_weight)
+        if bacteria > 0:
+            sampler = MixedSampler(sampler, WindowSampler(load_bacteria(), args.seq_len + 1), bacteria)
     else:  # evo2kit-tiny's recipe: uniform windows, every base weighted alike
         sampler = WindowSampler(train_seqs, args.seq_len + 1)
     val_sampler = WindowSampler({"val": val_seq}, args.seq_len + 1)
@@ -313,7 +328,8 @@ def train(args) -> Path:
     last_ckpt = session_start = time.time()
     t_start = time.time() - elapsed
     bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True)
-    while step < args.steps:
+    last_step = min(args.steps, args.stop_at or args.steps)
+    while step < last_step:
         if args.time_limit_min and time.time() - session_start > args.time_limit_min * 60:
             print("time limit reached; checkpoint saved, rerun the same command to continue")
             break
@@ -343,7 +359,7 @@ def train(args) -> Path:
         due = step % args.eval_every == 0 or step == args.steps
         val_bits = evaluate(model, val_windows, device) if due else float("nan")
         elapsed = time.time() - t_start
-        row = [step, tokens, lr, float(loss) / math.log(2), val_bits, total, args.clip, *[norms[k] for k in KINDS],
+        row = [step, tokens, lr, float(loss.detach()) / math.log(2), val_bits, total, args.clip, *[norms[k] for k in KINDS],
                norms["hcl_poles_residues"], batch[:, 1:].numel() / dt, elapsed]
         with open(log_path, "a", newline="") as f:
             csv.writer(f).writerow(row)
@@ -351,8 +367,8 @@ def train(args) -> Path:
             brca1_check(model, step, tokens, out / "brca1.csv", args.brca1_window, args.brca1_variants)
             model.train()
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss) / math.log(2):.3f}b", tok_s=f"{row[-2]:.0f}", val=f"{val_bits:.3f}")
-        if time.time() - last_ckpt > args.checkpoint_minutes * 60 or step == args.steps:
+        bar.set_postfix(loss=f"{float(loss.detach()) / math.log(2):.3f}b", tok_s=f"{row[-2]:.0f}", val=f"{val_bits:.3f}")
+        if time.time() - last_ckpt > args.checkpoint_minutes * 60 or step == last_step:
             save_checkpoint(ckpt, model, opt, step, tokens, elapsed)
             last_ckpt = time.time()
     bar.close()
@@ -395,6 +411,8 @@ def main(argv=None) -> None:
     p.add_argument("--val-windows", type=int, default=16)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="stop (with a checkpoint) at this step; the schedule stays that of --steps")
     p.add_argument("--time-limit-min", type=float, default=0.0, help="stop (with a checkpoint) after this many minutes")
     p.add_argument("--init", help="start from these weights: a bundled model's name (evo2kit-tiny) or a "
                    ".safetensors file of the same config (continued training)")
@@ -402,6 +420,8 @@ def main(argv=None) -> None:
                    help="share of windows centred on a coding exon of the training chromosomes (0: uniform)")
     p.add_argument("--exon-jitter", type=int,
                    help="bp by which an exon-centred window's centre moves at most (default seq-len / 4)")
+    p.add_argument("--bacteria-fraction", type=float, default=0.0,
+                   help="share of the windows drawn from 16 bacterial genomes (dataset bacteria_ragout)")
     p.add_argument("--repeat-weight", type=float, default=1.0, help="loss weight of bases inside repeats (GPN: 0.1)")
     p.add_argument("--brca1-every", type=int, default=0,
                    help="every this many steps, score BRCA1 zero-shot into brca1.csv (0: never)")

@@ -201,6 +201,21 @@ def auroc_ci(labels, scores, n_boot: int = 1000, level: float = 0.95, seed: int 
     return float(roc_auc_score(y, s)), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
 
 
+def mean_difference_ci(a, b, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), lower, upper): percentile bootstrap interval, each group resampled
+    on its own. a (N,), b (M,) finite floats, N, M >= 1."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.ndim != 1 or b.ndim != 1 or not len(a) or not len(b):
+        raise ValueError(f"need two non-empty vectors, got shapes {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("the values must be finite numbers")
+    rng = np.random.default_rng(seed)
+    boots = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1)
+             - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1))
+    alpha = (1 - level) / 2
+    return float(a.mean() - b.mean()), float(np.quantile(boots, alpha)), float(np.quantile(boots, 1 - alpha))
+
+
 def ranked_auroc(scores: np.ndarray, n_pos: int) -> np.ndarray:
     """AUROC of each row of ``scores`` (R, N) whose first ``n_pos`` columns are the positives:
     the Mann-Whitney U statistic over n_pos x n_neg, ties counting one half (sklearn's

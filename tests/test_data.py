@@ -31,6 +31,7 @@ from evo2kit.data import (
     Dataset,
     fetch,
     load_brca1,
+    read_deb_fastas,
     read_fasta,
     read_fasta_first,
     sha256_seq,
@@ -559,3 +560,38 @@ def test_make_clean_removes_what_the_readme_says_and_keeps_the_rest(tmp_path):
     for rel in made:  # each removed path is one the README names
         name = next(part for part in rel.split("/") if part.startswith((".", "_", "build")))
         assert f"`{name.rstrip('/')}" in readme, name
+
+
+def _ar(members: dict[str, bytes]) -> bytes:
+    """An ``ar`` archive as dpkg-deb writes one: a 60-byte header per member, bodies padded to even offsets."""
+    out = b"!<arch>\n"
+    for name, body in members.items():
+        out += f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode() + body
+        out += b"\n" * (len(body) % 2)
+    return out
+
+
+def test_read_deb_fastas_reads_gzipped_fasta_members_of_a_debian_package(tmp_path):
+    import io
+    import tarfile
+
+    files = {"./usr/share/doc/x/examples/A/references/one.fasta.gz": gzip.compress(b">r1 first\nacgt\nAC\n>r2\nTTTT\n"),
+             "./usr/share/doc/x/examples/B/references/two.fasta.gz": gzip.compress(b">only\nGGGCC\n"),
+             "./usr/share/doc/x/examples/B/contigs.fasta.gz": gzip.compress(b">c1\nAAAA\n")}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for name, body in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    deb = tmp_path / "x.deb"
+    deb.write_bytes(_ar({"debian-binary": b"2.0\n", "control.tar.xz": b"odd", "data.tar.xz": buf.getvalue()}))
+    got = read_deb_fastas(deb, "*/references/*.fasta.gz")
+    assert got == {"usr/share/doc/x/examples/A/references/one.fasta.gz:r1": "ACGTAC",
+                   "usr/share/doc/x/examples/A/references/one.fasta.gz:r2": "TTTT",
+                   "usr/share/doc/x/examples/B/references/two.fasta.gz": "GGGCC"}
+    with pytest.raises(ValueError, match="no FASTA member matches"):
+        read_deb_fastas(deb, "*.fa")
+    (tmp_path / "bad.deb").write_bytes(b"PK\x03\x04")
+    with pytest.raises(ValueError, match="not an ar archive"):
+        read_deb_fastas(tmp_path / "bad.deb")

@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from evo2kit import Evo2Config, train
-from evo2kit.genome_windows import Annotation, GenicSampler, WindowSampler, load_annotation, load_genome, n_free_starts
+from evo2kit.genome_windows import (
+    Annotation,
+    GenicSampler,
+    MixedSampler,
+    WindowSampler,
+    load_annotation,
+    load_genome,
+    n_free_starts,
+)
 
 
 def synthetic(length: int = 20_000, seed: int = 0):
@@ -72,6 +80,22 @@ def test_the_mix_and_the_uniform_sampler_agree_where_they_should():
         GenicSampler(seqs, 257, Annotation({"s": (np.array([], int), np.array([], int))}, ann.repeats))
 
 
+def test_mixed_sampler_draws_its_share_from_the_other_genomes_with_full_weight():
+    seqs, ann = synthetic()
+    genic = GenicSampler(seqs, 257, ann, exon_fraction=0.5, repeat_weight=0.1)
+    other_seq = np.frombuffer(b"G" * 5_000, np.uint8)  # told apart from the human-like windows by its letters
+    mixed = MixedSampler(genic, WindowSampler({"b": other_seq}, 257), fraction=0.25)
+    ids, weights = mixed.batch(np.random.default_rng(5), 400)
+    assert ids.shape == (400, 257) and weights.shape == (400, 256)
+    from_other = (ids == ord("G")).all(1) | (ids == ord("C")).all(1)
+    assert 0.18 < from_other.float().mean() < 0.32
+    assert bool((weights[from_other] == 1).all()) and bool((weights[~from_other] == 0.1).any())
+    none = MixedSampler(genic, WindowSampler({"b": other_seq}, 257), fraction=0.0)
+    assert not (none.batch(np.random.default_rng(6), 50)[0] == ord("G")).all(1).any()
+    with pytest.raises(ValueError, match="one length"):
+        MixedSampler(genic, WindowSampler({"b": other_seq}, 129), fraction=0.5)
+
+
 def test_annotation_of_the_training_chromosomes_is_read_from_the_registered_tables():
     seqs, _ = load_genome()
     ann = load_annotation(seqs)
@@ -99,6 +123,7 @@ def test_continued_exon_rich_training_resumes_and_checks_brca1(tmp_path):
     assert log["step"].tolist() == [1, 2, 3] and log["tokens"].iloc[-1] == 3 * 2 * 64
     checks = pd.read_csv(tmp_path / "brca1.csv")
     assert checks["step"].tolist() == [0, 2] and ((0 <= checks["auroc"]) & (checks["auroc"] <= 1)).all()
-    assert {"delta_nonsense", "delta_synonymous", "delta_intronic"} <= set(checks.columns)
+    assert {"delta_nonsense", "delta_synonymous", "delta_intronic", "gap", "gap_low", "gap_high"} <= set(checks.columns)
+    assert (checks["gap_low"] <= checks["gap"]).all() and (checks["gap"] <= checks["gap_high"]).all()
     with pytest.raises(ValueError, match="does not fit the training config"):
         train.initial_weights("evo2kit-tiny", Evo2Config.from_dict({**train.TINY_CONFIG.to_dict(), "hidden_size": 64}))

@@ -78,3 +78,19 @@ def test_bootstrap_interval_names_a_score_that_is_not_a_number():
         zero_shot.auroc_ci(y, [0.1, 0.2, np.nan, 0.3])
     with pytest.raises(ValueError, match="same length"):
         zero_shot.auroc_ci(y, [0.1, 0.2])
+
+
+def test_mean_difference_interval_is_the_percentiles_of_resampled_mean_differences():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(-1.0, 1.0, 40), rng.normal(0.0, 2.0, 300)
+    diff, lo, hi = zero_shot.mean_difference_ci(a, b, n_boot=500, seed=3)
+    draws = np.random.default_rng(3)
+    ia, ib = draws.integers(0, 40, (500, 40)), draws.integers(0, 300, (500, 300))
+    boots = a[ia].mean(1) - b[ib].mean(1)
+    assert diff == pytest.approx(a.mean() - b.mean())
+    assert (lo, hi) == pytest.approx((np.quantile(boots, 0.025), np.quantile(boots, 0.975)))
+    assert lo < diff < hi < 0  # a is clearly below b
+    with pytest.raises(ValueError, match="non-empty"):
+        zero_shot.mean_difference_ci([], b)
+    with pytest.raises(ValueError, match="finite"):
+        zero_shot.mean_difference_ci([1.0, np.nan], b)
