@@ -359,7 +359,8 @@ def train(args) -> Path:
         due = step % args.eval_every == 0 or step == args.steps
         val_bits = evaluate(model, val_windows, device) if due else float("nan")
         elapsed = time.time() - t_start
-        row = [step, tokens, lr, float(loss.detach()) / math.log(2), val_bits, total, args.clip, *[norms[k] for k in KINDS],
+        loss_bits = float(loss.detach()) / math.log(2)
+        row = [step, tokens, lr, loss_bits, val_bits, total, args.clip, *[norms[k] for k in KINDS],
                norms["hcl_poles_residues"], batch[:, 1:].numel() / dt, elapsed]
         with open(log_path, "a", newline="") as f:
             csv.writer(f).writerow(row)
@@ -367,7 +368,7 @@ def train(args) -> Path:
             brca1_check(model, step, tokens, out / "brca1.csv", args.brca1_window, args.brca1_variants)
             model.train()
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()) / math.log(2):.3f}b", tok_s=f"{row[-2]:.0f}", val=f"{val_bits:.3f}")
+        bar.set_postfix(loss=f"{loss_bits:.3f}b", tok_s=f"{row[-2]:.0f}", val=f"{val_bits:.3f}")
         if time.time() - last_ckpt > args.checkpoint_minutes * 60 or step == last_step:
             save_checkpoint(ckpt, model, opt, step, tokens, elapsed)
             last_ckpt = time.time()
