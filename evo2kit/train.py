@@ -14,8 +14,10 @@ every ``--checkpoint-minutes``.
 
 Gene-aware training (:mod:`evo2kit.genome_windows`): ``--exon-fraction`` of the windows centred
 on coding exons, bases in repeats weighted ``--repeat-weight`` in the loss, ``--init`` to continue
-from trained weights, and ``--brca1-every`` steps a zero-shot BRCA1 check (AUROC and the mean
-delta per consequence, into ``brca1.csv``) to see whether the model is learning the lesson:
+from trained weights, ``--bacteria-fraction`` of the windows from 16 coding-rich bacterial genomes,
+and every ``--brca1-every`` steps a zero-shot BRCA1 check (AUROC, the mean delta per consequence and
+the LOF-rich minus benign-rich gap, into ``brca1.csv``) to see whether the model is learning the
+lesson; ``--stop-at`` ends a session at a chosen step without changing the schedule:
 
     python -m evo2kit.train --out runs/genic --init evo2kit-tiny --exon-fraction 0.5 --repeat-weight 0.1 \
         --lr 1e-3 --min-lr 1e-4 --steps 4000 --seed 1 --brca1-every 600
