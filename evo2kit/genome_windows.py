@@ -175,7 +175,7 @@ def load_bacteria() -> dict[str, np.ndarray]:
 
 
 class MixedSampler:
-    """``fraction`` of the windows uniform over ``other`` (e.g. bacterial genomes, ~88% coding;
+    """``fraction`` of the windows uniform over ``other`` (e.g. bacterial genomes, mostly protein-coding;
     every base weighted 1), the rest from ``genic``; the same interface as :class:`GenicSampler`."""
 
     def __init__(self, genic: GenicSampler, other: WindowSampler, fraction: float):

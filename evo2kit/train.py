@@ -299,13 +299,13 @@ def train(args) -> Path:
     (out / "args.json").write_text(json.dumps(vars(args), indent=2))
 
     train_seqs, val_seq = load_genome(val_bp=args.val_bp)
-    bacteria = args.bacteria_fraction
-    genic = args.exon_fraction > 0 or args.repeat_weight < 1 or bacteria > 0
+    genic = args.exon_fraction > 0 or args.repeat_weight < 1 or args.bacteria_fraction > 0
     if genic:
         sampler = GenicSampler(train_seqs, args.seq_len + 1, load_annotation(train_seqs), args.exon_fraction,
                                args.exon_jitter, args.repeat_weight)
-        if bacteria > 0:
-            sampler = MixedSampler(sampler, WindowSampler(load_bacteria(), args.seq_len + 1), bacteria)
+        if args.bacteria_fraction > 0:
+            bacteria = WindowSampler(load_bacteria(), args.seq_len + 1)
+            sampler = MixedSampler(sampler, bacteria, args.bacteria_fraction)
     else:  # evo2kit-tiny's recipe: uniform windows, every base weighted alike
         sampler = WindowSampler(train_seqs, args.seq_len + 1)
     val_sampler = WindowSampler({"val": val_seq}, args.seq_len + 1)
