@@ -1,10 +1,11 @@
 """Training windows of human DNA: uniform over the genome, or rich in coding exons with repeats
-down-weighted in the loss.
+down-weighted in the loss, optionally mixed with windows of bacterial genomes.
 
     seqs, val = load_genome()                                   # hg19 chr20 (minus its tail) and the chrX part
     uniform = WindowSampler(seqs, 2049)                         # how evo2kit-tiny was trained
     genic = GenicSampler(seqs, 2049, load_annotation(seqs), exon_fraction=0.5, repeat_weight=0.1)
     ids, weights = genic.batch(np.random.default_rng([seed, step]), 4)   # (4, 2049) int64, (4, 2048) float32
+    mixed = MixedSampler(genic, WindowSampler(load_bacteria(), 2049), fraction=0.5)   # the same interface
 
 Why exons: a model trained on uniform windows sees coding sequence in ~1.5% of its tokens, too
 few to learn codons, reading frame and splice sites, which is what ranks nonsense and splice
