@@ -7,7 +7,7 @@ down-weighted in the loss, optionally mixed with windows of bacterial genomes.
     ids, weights = genic.batch(np.random.default_rng([seed, step]), 4)   # (4, 2049) int64, (4, 2048) float32
     mixed = MixedSampler(genic, WindowSampler(load_bacteria(), 2049), fraction=0.5)   # the same interface
 
-Why exons: a model trained on uniform windows sees coding sequence in ~1.5% of its tokens, too
+Why exons: a model trained on uniform windows sees coding sequence in ~1% of its tokens, too
 few to learn codons, reading frame and splice sites, which is what ranks nonsense and splice
 variants as damaging. Evo 2 enriched its eukaryotic data for genic windows; GPN (Benegas et al.
 2023, PNAS) samples exon-centred windows beside random ones and weights repeats 0.1 in its
