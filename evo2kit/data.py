@@ -373,7 +373,7 @@ def read_deb_fastas(path: str | os.PathLike, pattern: str = "*.fasta.gz") -> dic
                 text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("ascii")
                 records = list(SimpleFastaParser(io.StringIO(text)))
                 for title, seq in records:
-                    key = member.name.lstrip("./") + (f":{title.split()[0]}" if len(records) > 1 else "")
+                    key = member.name.removeprefix("./") + (f":{title.split()[0]}" if len(records) > 1 else "")
                     out[key] = seq.upper()
     if not out:
         raise ValueError(f"{path}: no FASTA member matches {pattern!r}")
