@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= cpu
 # Threads for the notebook kernels; empty: PyTorch's default (the physical cores). THREADS=1 suits a busy machine.
 THREADS ?=
-RUN := $(PY) -m evo2kit.runner $(if $(THREADS),--threads $(THREADS))
+RUN := $(PY) -m evo2kit.tutorial.runner $(if $(THREADS),--threads $(THREADS))
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 QUIET_PIP := grep -v 'is ignored: it is neither' || true
 
@@ -44,12 +44,12 @@ lab: setup
 
 # The site of build/$(PROFILE)'s executed notebooks, into build/site/$(PROFILE)/ (evo2kit/docs.py).
 docs: setup
-	$(PY) -m evo2kit.docs --profile $(PROFILE)
+	$(PY) -m evo2kit.tutorial.docs --profile $(PROFILE)
 
 # The same, then every page opened in headless Chromium (Debian: apt-get install chromium):
 # a screenshot each in build/site/screenshots/, and a failure on any console error.
 docs-check: setup
-	$(PY) -m evo2kit.docs --profile $(PROFILE) --check-in-browser
+	$(PY) -m evo2kit.tutorial.docs --profile $(PROFILE) --check-in-browser
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

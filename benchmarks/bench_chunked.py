@@ -37,7 +37,7 @@ import numpy as np
 import psutil
 import torch
 
-from evo2kit.model import Evo2Config, StripedHyena2
+from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2
 
 CONFIGS = {"hyena+attn": ["hcs", "hcm", "hcl", "attn"], "hyena only": ["hcs", "hcm", "hcl"]}
 LENGTHS = [8192, 32768, 131072, 524288, 1048576]

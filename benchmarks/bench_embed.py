@@ -1,4 +1,4 @@
-"""All-layer embedding sweep: the one-pass engine (``evo2kit.embed.extract``) against the per-layer
+"""All-layer embedding sweep: the one-pass engine (``evo2kit.analysis.embeddings.extract``) against the per-layer
 loop (one full forward per layer, hooking that layer) and the bare forward (no hooks).
 
 All three run on the same BRCA1 variant windows, in the same length-sorted, padded batches,
@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 import evo2kit
-from evo2kit.data import load_brca1, variant_windows
-from evo2kit.embed import extract, make_plan
+from evo2kit.analysis.embeddings import extract, make_plan
+from evo2kit.data.brca1 import load_brca1
+from evo2kit.data.windows import variant_windows
 
 
 def load() -> tuple[evo2kit.Evo2Model, str]:
@@ -30,7 +31,7 @@ def load() -> tuple[evo2kit.Evo2Model, str]:
     try:
         return evo2kit.load_model(), "bundled evo2kit-tiny (trained weights)"
     except FileNotFoundError as e:
-        from evo2kit.train import TINY_CONFIG
+        from evo2kit.training.train import TINY_CONFIG
 
         config = dict(TINY_CONFIG.to_dict(), model_name="evo2kit-tiny-random")
         return evo2kit.load_model(config), f"evo2kit-tiny config with RANDOM weights ({e})"

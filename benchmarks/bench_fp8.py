@@ -26,55 +26,20 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import conditions
 import torch
 
-import evo2kit
-from evo2kit.fp8 import E4M3_MAX, FP8Linear
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-import vortex_ref as vr  # noqa: E402
+from evo2kit.model import vortex_reference as vr
+from evo2kit.model.fp8 import E4M3_MAX, FP8Linear
+from evo2kit.tutorial.resources import load_peak_bytes
 
 HIDDEN = 1920  # the 1B's width
 
-_PEAK_SCRIPT = """
-import json, sys
-import psutil, torch, evo2kit
-def status():
-    lines = open("/proc/self/status").read().splitlines()
-    return {l.split(":")[0]: int(l.split()[1]) * 1024 for l in lines if l.startswith(("VmHWM", "Rss"))}
-before = status()
-base = psutil.Process().memory_info().rss
-model = evo2kit.load_model(sys.argv[1], local_path=sys.argv[2], device="cpu", dtype=getattr(torch, sys.argv[3]))
-for p in model.model.parameters():  # every page of every weight is resident now
-    p.sum()
-# VmHWM, not ru_maxrss: ru_maxrss survives exec and so starts at the RSS of whoever forked us
-after = status()
-print(json.dumps({"base": base, "peak": after["VmHWM"], "file": after["RssFile"] - before["RssFile"],
-                  "anon": after["RssAnon"] - before["RssAnon"]}))
-"""
-
-
-def load_peak_bytes(config_yml: str, checkpoint: str, dtype: str = "bfloat16", detail: bool = False):
-    """Peak RSS of loading ``checkpoint`` with ``evo2kit.load_model`` in a fresh process, minus
-    that process's RSS after ``import torch, evo2kit`` (bytes). ``detail``: also the resident
-    file-backed (the checkpoint's pages) and anonymous bytes the load added, in a dict."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(evo2kit.__file__)),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, config_yml, checkpoint, dtype],
-                         capture_output=True, text=True, env=env, timeout=600)
-    if out.returncode:
-        raise RuntimeError(f"loading {checkpoint} failed:\n{out.stderr}")
-    m = json.loads(out.stdout.strip().splitlines()[-1])
-    return dict(m, peak_minus_base=m["peak"] - m["base"]) if detail else m["peak"] - m["base"]
 
 
 def projections(n: int, seed: int = 0) -> dict[str, list[torch.nn.Module]]:

@@ -29,14 +29,13 @@ import time
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # vortex's progress bar while it builds blocks
 
+import conditions  # noqa: E402
 import torch  # noqa: E402 (tqdm, imported by torch, reads TQDM_DISABLE once)
 
 import evo2kit  # noqa: E402
-from evo2kit.model import Evo2Config, StripedHyena2, load_official_state_dict  # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-import conditions  # noqa: E402
-import vortex_ref as vr  # noqa: E402
+from evo2kit.checkpoints.official import load_official_state_dict  # noqa: E402
+from evo2kit.model import vortex_reference as vr
+from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2  # noqa: E402
 
 
 @torch.inference_mode()
@@ -81,7 +80,7 @@ def bundled_rows(lengths: list[int], rounds: int) -> tuple[list[dict], str]:
     try:
         model, label = evo2kit.load_model(device="cpu").model, "bundled evo2kit-tiny"
     except FileNotFoundError as e:
-        from evo2kit.train import TINY_CONFIG
+        from evo2kit.training.train import TINY_CONFIG
 
         model, label = StripedHyena2(TINY_CONFIG).init_weights(0).eval(), "evo2kit-tiny config, RANDOM weights"
         print(f"note: bundled weights not found ({e}); timing TINY_CONFIG with random weights", flush=True)

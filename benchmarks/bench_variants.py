@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 import evo2kit
-from evo2kit import prefix
-from evo2kit.data import load_brca1, variant_windows
-from evo2kit.embed import variant_features
-from evo2kit.zero_shot import delta_likelihood
+from evo2kit.analysis import prefix
+from evo2kit.analysis.embeddings import variant_features
+from evo2kit.analysis.zero_shot import delta_likelihood
+from evo2kit.data.brca1 import load_brca1
+from evo2kit.data.windows import variant_windows
 
 
 def load() -> tuple[evo2kit.Evo2Model, str]:
@@ -35,7 +36,7 @@ def load() -> tuple[evo2kit.Evo2Model, str]:
     try:
         return evo2kit.load_model(device="cpu"), "bundled evo2kit-tiny (trained weights)"
     except FileNotFoundError as e:
-        from evo2kit.train import TINY_CONFIG
+        from evo2kit.training.train import TINY_CONFIG
 
         config = dict(TINY_CONFIG.to_dict(), model_name="evo2kit-tiny-random")
         return evo2kit.load_model(config, device="cpu"), f"evo2kit-tiny config with RANDOM weights ({e})"

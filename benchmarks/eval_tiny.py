@@ -26,9 +26,11 @@ import numpy as np
 import torch
 
 import evo2kit
-from evo2kit import data
-from evo2kit.genome_windows import load_genome
-from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
+from evo2kit.analysis.stats import auroc_ci
+from evo2kit.analysis.zero_shot import variant_deltas
+from evo2kit.data import brca1, fasta, registry
+from evo2kit.data.brca1 import stratified_subset
+from evo2kit.data.genome_windows import load_genome
 
 K_MAX = 12
 _CODE = np.full(256, 4, np.int64)
@@ -69,7 +71,7 @@ def markov_bits(counts: np.ndarray, code: np.ndarray, alpha: float) -> tuple[flo
 def held_out_blocks(n_positions: int, seed: int = 0, max_len: int = 8192) -> list[np.ndarray]:
     """Randomly chosen chr22 blocks (upper-cased, each cut to max_len) until they hold
     n_positions scored positions."""
-    blocks = list(data.read_fasta(data.fetch("chr22_heldout")).values())
+    blocks = list(fasta.read_fasta(registry.fetch("chr22_heldout")).values())
     rng = np.random.default_rng(seed)
     chosen, total = [], 0
     for i in rng.permutation(len(blocks)):
@@ -148,7 +150,7 @@ def main(argv=None) -> dict:
     report["heldout"].update(best_markov_k=k_best, margin_bits=margin)
     print(f"best Markov chain: k={k_best}; model better by {margin:.4f} bits/base")
 
-    df = data.load_brca1()
+    df = brca1.load_brca1()
     report["zero_shot"] = {}
     for w in (int(x) for x in args.windows.split(",")):
         sub = df

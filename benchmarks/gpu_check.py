@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 import torch
 
-from evo2kit.fp8 import E4M3_MAX, FP8Linear, fp8_linear_emulated, fp8_linear_scaled_mm, scaled_mm_available
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from evo2kit.model.fp8 import E4M3_MAX, FP8Linear, fp8_linear_emulated, fp8_linear_scaled_mm, scaled_mm_available
 
 
 def cuda_time(fn, repeat: int = 3) -> float:
@@ -79,9 +76,8 @@ def fp8_rows(tokens: int) -> list[dict]:
 
 @torch.no_grad()
 def device_map_rows() -> dict:
-    import vortex_ref as vr  # noqa: PLC0415
-
     import evo2kit
+    from evo2kit.model import vortex_reference as vr
 
     cfg = vr.official_config(use_fp8_input_projections=True)  # HCS, HCM, HCL, attention, HCS; hidden 64
     ids = torch.randint(0, 4, (1, 300), generator=torch.Generator().manual_seed(0)) + 65
@@ -102,9 +98,8 @@ def device_map_rows() -> dict:
 
 @torch.inference_mode()
 def throughput_rows(lengths: list[int], chunk: int) -> list[dict]:
-    import vortex_ref as vr  # noqa: PLC0415 (config helpers, tests/vortex_ref.py)
-
-    from evo2kit.model import Evo2Config, StripedHyena2
+    from evo2kit.model import vortex_reference as vr
+    from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2
 
     cfg = Evo2Config.from_dict(vr.load_yaml_config("evo2-7b-8k", num_layers=4))
     with torch.inference_mode(False):

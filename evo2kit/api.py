@@ -12,6 +12,7 @@ As in ``evo2.Evo2``, ``forward`` returns ``(outputs, embeddings)`` with ``output
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -21,17 +22,17 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 import torch
 
-from .checkpoint import (
+from evo2kit.checkpoints.official import (
     PUBLISHED_CHECKPOINTS,
     LoadReport,
     load_official_state_dict,
     load_pretrained,
     read_official_checkpoint,
 )
-from .files import sha256_file
-from .fp8 import FP8Linear, backend_for
-from .model import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
-from .tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
+from evo2kit.files import sha256_file
+from evo2kit.model.fp8 import FP8Linear, backend_for
+from evo2kit.model.striped_hyena import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
+from evo2kit.model.tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 BUNDLED = {"evo2kit-tiny": WEIGHTS_DIR / "evo2kit-tiny.safetensors"}
@@ -77,6 +78,18 @@ class Evo2Model:
     def layer_names(self) -> list[str]:
         """Names of the per-block outputs one usually extracts, e.g. 'blocks.3.mlp.l3'."""
         return [f"blocks.{i}.mlp.l3" for i in range(self.config.num_layers)]
+
+    def digest(self) -> str:
+        """Hex SHA-256 naming these weights: that of the weights file it was loaded from, or for a
+        model without one (random weights) a SHA-256 over the state dict's names and tensor bytes.
+        Caches and stores key their content by it."""
+        if self.weights_sha256:
+            return self.weights_sha256
+        h = hashlib.sha256()
+        for name, t in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
 
     # -- forward ---------------------------------------------------------------------------
 
@@ -387,7 +400,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
     sha, fp8_mode = None, None
     if local_path is None and name in PUBLISHED_CHECKPOINTS and not random_weights:
-        from .hub import download_checkpoint  # noqa: PLC0415 (huggingface_hub only when a download is asked for)
+        from evo2kit.checkpoints.hub import download_checkpoint  # noqa: PLC0415 (huggingface_hub only when a download is asked for)
 
         local_path = download_checkpoint(name)  # the Hub cache; offline: FileNotFoundError saying what to fetch
     if name in BUNDLED and local_path is None:
@@ -426,7 +439,7 @@ def _load_bundled(name: str) -> tuple[StripedHyena2, str]:
     if not weights.is_file() or not expected_file.is_file():
         raise FileNotFoundError(
             f"the bundled model {name!r} is not in this installation ({weights} missing): "
-            "reinstall evo2kit, or train it with `python -m evo2kit.train`")
+            "reinstall evo2kit, or train it with `python -m evo2kit.training`")
     expected = expected_file.read_text().split()[0]
     actual = sha256_file(weights)
     if actual != expected:

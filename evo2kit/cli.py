@@ -30,6 +30,11 @@ def exit_status_help(own: dict[int, str]) -> str:
     return "\n".join(["exit status:", *lines, "  --debug shows an error's traceback instead of its one line."])
 
 
+def few(items: list[str], k: int = 5) -> str:
+    """The first ``k`` of ``items`` joined by '; ', and how many more there are: an error message's list."""
+    return "; ".join(items[:k]) + (f"; ... ({len(items) - k} more)" if len(items) > k else "")
+
+
 class UsageError(ValueError):
     """The command or call asks for something that does not exist or cannot be (exit status 64)."""
 

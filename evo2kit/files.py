@@ -68,3 +68,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], Any], mode: str 
     (:func:`atomic_path`), e.g. ``atomic_write(p, lambda f: json.dump(obj, f))``."""
     with atomic_path(path) as tmp, open(tmp, mode) as f:
         write(f)
+
+def cache_dir() -> Path:
+    """``$EVO2KIT_CACHE_DIR`` or ``~/.cache/evo2kit`` (downloads and the verification memo)."""
+    d = os.environ.get("EVO2KIT_CACHE_DIR")
+    return Path(d).expanduser() if d else Path.home() / ".cache" / "evo2kit"
+
+
+def output_dir() -> Path:
+    """Where a run leaves files for later steps: ``$EVO2KIT_OUTPUT_DIR`` (the tutorial runner's
+    ``build/<profile>``), else :func:`cache_dir`, never the folder a notebook runs in."""
+    d = os.environ.get("EVO2KIT_OUTPUT_DIR")
+    return Path(d) if d else cache_dir()

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -24,11 +24,10 @@
 #    (the largest Evo 2) numbers. We count them for each size and compare with the memory at hand.
 
 # %% tags=["parameters"]
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 download = True  # fetch missing datasets from their public source (False: only report them)
 activation_margin = 0.25  # memory for activations on top of the weights, as a fraction of the weights
 models = ["evo2kit-tiny", "evo2_1b_base", "evo2_7b", "evo2_40b"]  # model sizes to check
-rehearsal_dir = ""  # profile official-format: write its random-weight checkpoint in the official layout here
+write_rehearsal = False  # profile official-format: write a random-weight checkpoint in the official layout
 
 # %%
 import importlib.metadata as md
@@ -39,14 +38,15 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-import evo2kit
-import evo2kit.rehearsal
-from evo2kit import data
 from evo2kit.api import WEIGHTS_DIR
-from evo2kit.resources import parameter_count, system_memory_bytes
+from evo2kit.checkpoints import rehearsal
+from evo2kit.data import registry
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
+from evo2kit.tutorial.resources import parameter_count, system_memory_bytes
 
-run = evo2kit.settings(data_dir=data_dir)  # the data folder for this kernel, else $EVO2KIT_DATA_DIR
-print("data folder:", run.data_dir or "(none: data_dir and $EVO2KIT_DATA_DIR not set; the cache, then a download)")
+run = context()  # the run's settings: data folder, device, where outputs go (evo2kit.tutorial.context)
+print("data folder:", run.data_dir or "(none: $EVO2KIT_DATA_DIR is not set; the cache, then a download)")
 
 # %% [markdown]
 # ## 1 · Software versions
@@ -86,9 +86,9 @@ display(pd.Series(hardware, name="value").to_frame())
 
 # %%
 rows = []
-for name, ds in data.DATASETS.items():
+for name, ds in registry.DATASETS.items():
     try:
-        path = data.fetch(name, download=download)
+        path = registry.fetch(name, download=download)
         rows.append({"dataset": name, "status": "verified", "MB": round(path.stat().st_size / 1e6, 1),
                      "path": str(path)})
     except FileNotFoundError as e:
@@ -147,17 +147,17 @@ else:
 # notebooks load it the same way. Its model has learnt nothing: its AUROCs are chance.
 
 # %%
-rehearsal = {}
-if rehearsal_dir:
-    yml, pt = evo2kit.rehearsal.write_checkpoint(rehearsal_dir)
+rehearsal_files = {}
+if write_rehearsal:
+    yml, pt = rehearsal.write_checkpoint(run.output_dir("checkpoint"))
     parts = sorted(pt.parent.glob(pt.name + ".part*"))
     print(f"{yml}\n" + "\n".join(f"{p} ({p.stat().st_size / 1e6:.2f} MB)" for p in parts))
-    rehearsal = {"rehearsal_parts": len(parts), "rehearsal_params_millions": parameter_count(str(yml)) / 1e6}
+    rehearsal_files = {"rehearsal_parts": len(parts), "rehearsal_params_millions": parameter_count(str(yml)) / 1e6}
 
 # %%
 tiny_params = parameter_count("evo2kit-tiny")
-evo2kit.record_metrics("00_setup", {
-    **rehearsal,
+record_metrics("00_setup", {
+    **rehearsal_files,
     "datasets_verified": n_verified,
     "datasets_total": len(datasets),
     "tiny_params_millions": tiny_params / 1e6,

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -21,13 +21,9 @@
 # the layer names mean, and ends by scoring and generating sequence.
 
 # %% tags=["parameters"]
-model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
-model_weights = None  # path to an official checkpoint (.pt) for a published model_name
-device = "auto"  # "auto": CUDA when present, else CPU
-dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
+model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 official_model = None  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
 official_weights = None  # its official checkpoint (.pt); None: from the Hugging Face Hub cache. Both need a CUDA GPU
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
 window = 8192  # bp of the BRCA1 window used for scoring and tokenizer comparisons
 bpe_train_bp = 1_000_000  # bp of chr20 to train the BPE tokenizer on
 bpe_vocab_size = 4096
@@ -44,11 +40,14 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 import evo2kit
-from evo2kit import data
-from evo2kit.model import Evo2Config, StripedHyena2
+from evo2kit.data import fasta, registry, windows
+from evo2kit.data.brca1 import load_brca1
+from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
 
 torch.manual_seed(seed)
-run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
+run = context(model_name)  # the run's weights, device, dtype, data folder and outputs
 
 # %% [markdown]
 # ## 1 · Load the bundled model
@@ -57,7 +56,7 @@ run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolve
 # (a damaged file fails loudly) and returns an object shaped like the official `evo2.Evo2`.
 
 # %%
-model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
+model = run.load_model()
 print(f"{model.name}: {model.model.num_params():,} parameters on {model.device}, weights sha256 {model.weights_sha256}")
 shown = ("hidden_size", "num_layers", "hcs_layer_idxs", "hcm_layer_idxs", "hcl_layer_idxs", "attn_layer_idxs",
          "max_seqlen")
@@ -140,7 +139,7 @@ except ValueError as e:
 # no wasted compute, but later sequences see earlier ones as context, so their outputs change.
 
 # %%
-_, region = data.read_fasta_first(data.fetch("brca1_hg19_region"))
+_, region = fasta.read_fasta_first(registry.fetch("brca1_hg19_region"))
 seqs = [region[10_000:10_600], region[20_000:20_300], region[30_000:30_450]]
 ids, lengths = tok.encode_batch(seqs)
 mask = tok.attention_mask(lengths, ids.shape[1])
@@ -177,7 +176,7 @@ print(f"packed: sequence 2 after sequence 1 vs alone: max |difference| = {pack_d
 # (which the bundled model was trained on) and compare.
 
 # %%
-_, chr20 = data.read_fasta_first(data.fetch("hg19_chr20"))
+_, chr20 = fasta.read_fasta_first(registry.fetch("hg19_chr20"))
 start = 10_000_000  # well inside the chromosome, away from the N-filled telomere
 train_text = chr20[start:start + bpe_train_bp].upper()
 chunks = [train_text[i:i + 10_000] for i in range(0, len(train_text), 10_000)]
@@ -186,8 +185,8 @@ bpe.pre_tokenizer = pre_tokenizers.Whitespace()
 bpe.train_from_iterator(chunks, trainers.BpeTrainer(vocab_size=bpe_vocab_size, show_progress=False))
 del chr20
 
-brca1 = data.load_brca1()
-ref_seqs, var_seqs, ref_index = data.variant_windows(brca1.iloc[:1], window)
+brca1 = load_brca1()
+ref_seqs, var_seqs, ref_index = windows.variant_windows(brca1.iloc[:1], window)
 ref_w, var_w = ref_seqs[0], var_seqs[0]
 ref_bpe, var_bpe = bpe.encode(ref_w), bpe.encode(var_w)
 bases_per_token = len(ref_w) / len(ref_bpe.ids)
@@ -265,7 +264,7 @@ gc_prompt = (prompt.count("G") + prompt.count("C")) / len(prompt)
 print(f"GC content: prompt {gc_prompt:.2f}, generated {gc_generated:.2f}")
 
 # %%
-evo2kit.record_metrics("01_loading", {
+record_metrics("01_loading", {
     "padding_max_abs_diff": pad_diff,
     "packing_max_abs_diff": pack_diff,
     "bpe_bases_per_token": bases_per_token,

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -31,12 +31,7 @@
 #    against the single pass.
 
 # %% tags=["parameters"]
-model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
-model_weights = None  # path to an official checkpoint (.pt) for a published model_name
-device = "auto"  # "auto": CUDA when present, else CPU
-dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
-store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (the runner's), else ~/.cache/evo2kit/embeddings
+model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 window = 1024  # bp of genome around each variant (the Evo 2 notebook uses 8,192)
 n_variants = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
 layer_ids = None  # None: every block; or block indices, e.g. [2, 5, 8, 11]
@@ -59,15 +54,16 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-import evo2kit
-from evo2kit import embed, probes
-from evo2kit.data import variant_windows
-from evo2kit.zero_shot import stratified_subset
+from evo2kit.analysis import embeddings, probes
+from evo2kit.data.brca1 import stratified_subset
+from evo2kit.data.windows import variant_windows
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
 
-run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
+run = context(model_name)  # the run's weights, device, dtype, data folder and outputs
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
-model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
+model = run.load_model()
 print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, width {model.config.hidden_size}")
 
 # %% [markdown]
@@ -85,7 +81,7 @@ print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, 
 #
 # Hooks on every layer collect each layer's output during **one** forward pass per batch of
 # windows. Batches are padded with the pad token (id 1, not the end-of-sequence id 0) and the
-# pooling only averages real bases. `embed.brca1_embeddings` keeps the result in an on-disk store,
+# pooling only averages real bases. `embeddings.brca1_embeddings` keeps the result in an on-disk store,
 # one `.npy` file per layer plus a manifest, in a folder named after everything that changes its
 # content (model weights, window, variants, layers, pooling, batch size). If the run is
 # interrupted, rerunning the same cell computes only the missing batches; other settings get
@@ -93,8 +89,9 @@ print(f"model {model.name} on {model.device}: {model.config.num_layers} blocks, 
 
 # %%
 t0 = time.perf_counter()
-emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root,
-                             layer_name=layer_name)
+emb = embeddings.brca1_embeddings(model, window=window, n_variants=n_variants, seed=seed, layer_ids=layer_ids,
+                                  pooling=pooling, batch_size=batch_size, layer_name=layer_name,
+                                  store_root=run.output_dir("embeddings"))
 extract_s = time.perf_counter() - t0
 df, y, windows, layers, feats = emb.variants, emb.is_lof, emb.windows, emb.layers, emb.features
 n_windows = len(windows.ref_seqs) + len(windows.var_seqs)
@@ -142,12 +139,13 @@ pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} fo
 sub = stratified_subset(df, n_pooling, seed=seed).index.to_numpy()
 sub_windows = variant_windows(df.iloc[sub], window)
 poolings = {"mean": "mean", "last": "last", "at variant": "position", f"±{window_k} bp": f"window:{window_k}"}
-four = embed.variant_features(model, sub_windows, [mid], pooling=list(poolings.values()), batch_size=batch_size)[mid]
+four = embeddings.variant_features(model, sub_windows, [mid], pooling=list(poolings.values()),
+                                   batch_size=batch_size)[mid]
 pooled = {label: {side: four[side][:, i] for side in ("ref", "var")} for i, label in enumerate(poolings)}
 
 rows, change = [], []
 for label, f in pooled.items():
-    diff = embed.probe_features(f["ref"], f["var"], kind="diff")
+    diff = embeddings.probe_features(f["ref"], f["var"], kind="diff")
     rel = np.linalg.norm(diff, axis=1) / np.linalg.norm(f["ref"], axis=1)
     change.append(pd.DataFrame({"pooling": label, "relative change": rel}))
     auc, lo, hi = probes.grouped_cv_auroc(diff, y[sub], groups=df.pos.to_numpy()[sub], n_folds=3)
@@ -217,10 +215,10 @@ plt.show()
 tw = variant_windows(df.head(n_timing), window)
 refs_per_variant = [tw.ref_seqs[j] for j in tw.ref_index]
 t0 = time.perf_counter()
-recipe = embed.per_layer_recipe(model, refs_per_variant + list(tw.var_seqs), layers, batch_size)
+recipe = embeddings.per_layer_recipe(model, refs_per_variant + list(tw.var_seqs), layers, batch_size)
 recipe_s = time.perf_counter() - t0
 t0 = time.perf_counter()
-ours = embed.variant_features(model, tw, layers, pooling="mean", batch_size=batch_size)
+ours = embeddings.variant_features(model, tw, layers, pooling="mean", batch_size=batch_size)
 ours_s = time.perf_counter() - t0
 
 max_diff = max(np.abs(recipe[layer] - np.concatenate([ours[layer]["ref"], ours[layer]["var"]])).max()
@@ -242,7 +240,7 @@ print(f"for all {len(df):,} variants here: recipe ~{full_min:,.0f} min, one pass
 # 8,192-bp windows, that is the difference between days and hours of GPU time.
 
 # %%
-evo2kit.record_metrics("02_embeddings", {
+record_metrics("02_embeddings", {
     "n_variants": len(df),
     "n_layers": len(layers),
     "n_reference_windows": len(windows.ref_seqs),

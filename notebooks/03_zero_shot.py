@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -27,12 +27,7 @@
 # "zero-shot". The measure of separation is the AUROC: 0.5 is chance, 1.0 perfect.
 
 # %% tags=["parameters"]
-model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
-model_weights = None  # path to an official checkpoint (.pt) for a published model_name
-device = "auto"  # "auto": CUDA when present, else CPU
-dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; for evo2_1b_base's FP8)
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
+model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
 window = 2048  # bp around each SNV, for every selected variant
 compare_windows = [512, 8192]  # other window sizes, scored on a subset
@@ -40,7 +35,6 @@ n_compare = 200  # variants in that subset (also used for reverse-complement ave
 batch_size = 8
 n_boot = 1000  # bootstrap resamples for the AUROC interval
 seed = 0
-score_cache = None  # where to keep the deltas (notebook 04 reads them back); None: embed.output_dir() / "zero_shot"
 
 # %%
 import time
@@ -49,19 +43,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-import evo2kit
-from evo2kit import data, embed, plots
-from evo2kit.zero_shot import auroc_ci, stratified_subset, variant_deltas
+from evo2kit.analysis.stats import auroc_ci
+from evo2kit.analysis.zero_shot import variant_deltas
+from evo2kit.data import windows
+from evo2kit.data.brca1 import load_brca1, stratified_subset
+from evo2kit.tutorial import plots
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
 
-run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
-if score_cache is None and backend == "torch":  # (evo2's vortex model carries no weights digest to key a cache by)
-    score_cache = embed.output_dir() / "zero_shot"
-if backend == "vortex":  # the official evo2.Evo2: same score_sequences(), used by every cell below
-    model = evo2kit.load_model(model_name, local_path=model_weights, backend="vortex")
-else:
-    model = evo2kit.load_model(model_name, local_path=model_weights, backend=backend, device=run.device,
-                               dtype=run.dtype)
-print(f"{model_name} ({backend} backend): {sum(p.numel() for p in model.model.parameters()):,} parameters")
+run = context(model_name)  # the run's weights, device, dtype, data folder and outputs
+score_cache = run.output_dir("zero_shot")  # the deltas are kept here; notebook 04 reads them back
+model = run.load_model()  # backend "vortex" (a run setting): the official evo2.Evo2, same score_sequences()
+print(f"{model_name} ({run.backend} backend): {sum(p.numel() for p in model.model.parameters()):,} parameters")
 
 # %% [markdown]
 # ## 1 · The variants
@@ -70,7 +63,7 @@ print(f"{model_name} ({backend} backend): {sum(p.numel() for p in model.model.pa
 # FUNC/INT, as in the Evo 2 paper; LOF is the class to detect.
 
 # %%
-brca1 = data.load_brca1()
+brca1 = load_brca1()
 variants = stratified_subset(brca1, n_variants, seed=seed)
 print(f"{len(variants)} of {len(brca1)} SNVs")
 print(variants["class"].value_counts().to_string())
@@ -85,7 +78,7 @@ variants.head()
 # (`ref_index` maps every variant to its reference window), which saves a large part of the work.
 
 # %%
-ref_seqs, var_seqs, ref_index = data.variant_windows(variants, window)
+ref_seqs, var_seqs, ref_index = windows.variant_windows(variants, window)
 print(f"{len(var_seqs)} variant windows share {len(ref_seqs)} unique reference windows of {window} bp")
 
 t0 = time.time()
@@ -170,7 +163,7 @@ ax.set(xlabel="window (bp)", ylabel=f"AUROC on {len(subset)} variants")
 plt.show()
 
 # %%
-evo2kit.record_metrics("03_zero_shot", {
+record_metrics("03_zero_shot", {
     "auroc": auroc,
     "auroc_ci_low": lo,
     "auroc_ci_high": hi,

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -35,18 +35,7 @@
 #   conclusions rest on averages (over seeds, and over layers), not on one lucky run.
 
 # %% tags=["parameters"]
-model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
-model_weights = None  # path to an official checkpoint (.pt) for a published model_name
-device = "auto"  # "auto": CUDA when present, else CPU
-dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
-store_root = None  # None: $EVO2KIT_OUTPUT_DIR/embeddings (02's), else ~/.cache/evo2kit/embeddings
-window = 1024  # these seven must equal notebook 02's for its store to be reused (else it is computed here)
-n_variants = None
-layer_ids = None
-layer_name = "blocks.{i}.mlp.l3"
-pooling = "mean"
-batch_size = 8
+model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 seed = 0
 split_seed = 42  # the tutorial's random_state
 group_bp = 100  # grouped split: variants in the same block of this many bases stay on one side
@@ -57,8 +46,6 @@ learning_rate = 3e-4
 max_grad_norm = 1.0
 flank = 10  # sequence baseline: one-hot bases within this many bp of the variant
 n_boot = 1000  # bootstrap resamples per confidence interval
-zero_shot_window = 2048  # notebook 03's window: its deltas are read back (same model, variants, batch_size)
-score_cache = None  # where notebook 03 kept its deltas; None: evo2kit.embed.output_dir() / "zero_shot", as 03
 probe_seeds = 3  # DNN probes per layer and split (seeds seed * probe_seeds + 0, 1, ...); results are their mean
 
 # %%
@@ -69,11 +56,12 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-import evo2kit
-from evo2kit import embed, probes
-from evo2kit.zero_shot import variant_deltas
+from evo2kit.analysis import embeddings, probes
+from evo2kit.analysis.zero_shot import variant_deltas
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
 
-run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
+run = context(model_name)  # the run's weights, device, dtype, data folder and outputs
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -84,11 +72,11 @@ sns.set_theme(style="whitegrid", context="notebook")
 # its on-disk store; if that store is missing (this notebook run on its own), the call computes it.
 
 # %%
-model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
-emb = embed.brca1_embeddings(model, window, n_variants, seed, layer_ids, pooling, batch_size, store_root,
-                             layer_name=layer_name)
+model = run.load_model()
+shared = run.parameters_of("02_embeddings", *embeddings.BRCA1_SETTINGS)  # notebook 02's, by name
+emb = embeddings.brca1_embeddings(model, **shared, store_root=run.output_dir("embeddings"))
 df, y, windows, layers = emb.variants, emb.is_lof, emb.windows, emb.layers
-features = {layer: embed.probe_features(f["ref"], f["var"], kind="concat") for layer, f in emb.features.items()}
+features = {layer: embeddings.probe_features(f["ref"], f["var"], kind="concat") for layer, f in emb.features.items()}
 print(f"{len(df):,} variants ({y.mean():.1%} LOF); {len(layers)} layers of features {features[layers[0]].shape} "
       f"from {emb.store}")
 
@@ -178,13 +166,14 @@ plt.show()
 # logistic regression. Whatever this reaches needs no language model.
 
 # %%
-score_cache = embed.output_dir() / "zero_shot" if score_cache is None else score_cache
-delta = variant_deltas(model, df, zero_shot_window, batch_size=batch_size, cache=score_cache)["delta"].to_numpy()
+nb03 = run.parameters_of("03_zero_shot")  # notebook 03's window and batching: its stored deltas are read back
+delta = variant_deltas(model, df, nb03["window"], batch_size=nb03["batch_size"],
+                       cache=run.output_dir("zero_shot"))["delta"].to_numpy()
 zero_shot = pd.DataFrame([{"features": "zero-shot", "split": name, "probe": "-delta",
                            **probes.split_auroc(y, -delta, s, n_boot=n_boot)} for name, s in splits.items()])
 
 refs = [windows.ref_seqs[j] for j in windows.ref_index]
-onehot = embed.probe_features(probes.onehot_context(refs, windows.var_pos_in_window, flank),
+onehot = embeddings.probe_features(probes.onehot_context(refs, windows.var_pos_in_window, flank),
                               probes.onehot_context(windows.var_seqs, windows.var_pos_in_window, flank))
 seeds = [seed * probe_seeds + i for i in range(probe_seeds)]  # runs with different `seed` share no probe seed
 baselines = pd.concat([zero_shot, probes.summarize(probes.probe_table({f"one-hot ±{flank} bp": onehot}, y, splits,
@@ -221,7 +210,7 @@ for ax, split_name in zip(axes, splits):
     ax.axhline(0.5, color="black", lw=0.6)
     ax.set(title=f"{split_name} split", xlabel="layer (block index)", ylabel="test AUROC")
 axes[0].legend(fontsize=8)
-fig.suptitle(f"{model.name}: LOF vs FUNC/INT from {pooling}-pooled {window:,}-bp windows")
+fig.suptitle(f"{model.name}: LOF vs FUNC/INT from {shared['pooling']}-pooled {shared['window']:,}-bp windows")
 plt.tight_layout()
 plt.show()
 
@@ -298,7 +287,7 @@ metrics["random_minus_grouped_onehot_dnn"] = onehot_gap
 metrics["dnn_seed_sd"] = seed_sd
 metrics["grouped_test_positions_in_train"] = np.isin(pos[splits["grouped by position"].test],
                                                      pos[splits["grouped by position"].train]).mean()
-evo2kit.record_metrics("04_dnn_probes", metrics)
+record_metrics("04_dnn_probes", metrics)
 pd.Series(metrics).round(4)
 
 # %% [markdown]

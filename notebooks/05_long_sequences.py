@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -26,11 +26,7 @@
 #    measure its error against the exact result.
 
 # %% tags=["parameters"]
-model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
-model_weights = None  # path to an official checkpoint (.pt) for a published model_name
-device = "auto"  # "auto": CUDA when present, else CPU
-dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
+model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 whole_lengths = [8_192, 32_768, 65_536, 131_072]  # bp, whole forward (time and memory)
 long_lengths = [65_536, 131_072, 262_144]  # bp, chunked embedding (time and memory)
 chunk_size = 4_096  # bp per chunk of the exact chunked forward
@@ -51,13 +47,15 @@ import pandas as pd
 import seaborn as sns
 from sklearn.decomposition import PCA
 
-import evo2kit
-from evo2kit import data, plots
-from evo2kit.longseq import measure_forward, random_ids, sliding_window_embeddings
-from evo2kit.model import Evo2Config
+from evo2kit.analysis.longseq import measure_forward, random_ids, sliding_window_embeddings
+from evo2kit.data import fasta, registry
+from evo2kit.model.striped_hyena import Evo2Config
+from evo2kit.tutorial import plots
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
 
-run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
-model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
+run = context(model_name)  # the run's weights, device, dtype, data folder and outputs
+model = run.load_model()
 print(model.name, f"{model.model.num_params():,} parameters on {model.device}")
 
 # %% [markdown]
@@ -69,7 +67,8 @@ print(model.name, f"{model.model.num_params():,} parameters on {model.device}")
 # so that the peak belongs to that forward alone.
 
 # %%
-whole = measure_forward(model_name, whole_lengths, "whole", device=device, local_path=model_weights, dtype=dtype)
+whole = measure_forward(model_name, whole_lengths, "whole", device=run.device, local_path=run.model_weights,
+                        dtype=run.dtype)
 print(whole.to_string(index=False))
 
 # %% [markdown]
@@ -120,8 +119,8 @@ del logits_whole, logits_chunked
 # position still looks at every earlier one.
 
 # %%
-chunked = measure_forward(model_name, long_lengths, "embed_long", chunk_size=chunk_size, device=device,
-                          local_path=model_weights, dtype=dtype)
+chunked = measure_forward(model_name, long_lengths, "embed_long", chunk_size=chunk_size, device=run.device,
+                          local_path=run.model_weights, dtype=run.dtype)
 print(chunked.to_string(index=False))
 costs = pd.concat([whole, chunked])
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -142,7 +141,7 @@ plt.show()
 # %%
 REGION_START = 42_425_000  # GRCh38 position of index 0 of the grch38_brca1_1mb sequence
 BRCA1 = (43_044_295, 43_125_483)
-_, region38 = data.read_fasta_first(data.fetch("grch38_brca1_1mb"))
+_, region38 = fasta.read_fasta_first(registry.fetch("grch38_brca1_1mb"))
 centre = (BRCA1[0] + BRCA1[1]) // 2 - REGION_START
 lo_ = max(0, centre - locus_bp // 2)
 locus = region38[lo_:lo_ + locus_bp]
@@ -185,7 +184,7 @@ plt.show()
 
 # %%
 ok_whole, ok_long = whole[whole["error"] == ""], chunked[chunked["error"] == ""]
-evo2kit.record_metrics("05_long_sequences", {
+record_metrics("05_long_sequences", {
     "chunked_max_abs_diff": chunked_diff,
     "whole_longest_ok_bp": ok_whole["length"].max(),
     "whole_peak_mb_per_kb": (ok_whole["peak_mb"] / ok_whole["length"] * 1000).iloc[-1],

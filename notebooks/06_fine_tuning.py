@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -26,43 +26,25 @@
 #    LoRA adapters, and with every weight trained, judged on 04's test set.
 
 # %% tags=["parameters"]
-model_name = "evo2kit-tiny"  # the bundled model; or a published name such as "evo2_7b" with model_weights
-model_weights = None  # path to an official checkpoint (.pt) for a published model_name
-device = "auto"  # "auto": CUDA when present, else CPU
-dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
-out_dir = None  # checkpoints and adapter files; None: 06_fine_tuning/ in embed.output_dir()
+model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 seed = 0
-# part 1: training from scratch (the bundled model's architecture, random weights)
-stability_steps = 40
-stability_batch_size = 4
-stability_seq_len = 512
-stability_lr = 2e-3  # the bundled model's training rate
-stability_warmup = 10  # warm-up steps of evo2kit's recipe
+# part 1: training the bundled model's architecture from scratch (random weights)
+training = {"steps": 40, "batch_size": 4, "seq_len": 512, "lr": 2e-3, "warmup": 10}  # warmup: evo2kit's recipe's
 max_norm = 1.0  # clipping threshold (each group's, in evo2kit's recipe)
-# part 2: notebook 04's variants and split (these four must equal 04's for the same test set)
-n_variants = None
-split_seed = 42
-group_bp = 100
-window = 1024  # bp per window (04's default)
+# part 2: fine-tuning on notebook 04's variants and split (read from 02's and 04's parameters)
+window = 1024  # bp per window
 layer_id = None  # the block whose output the head reads; None: the middle block
-layer_name = "blocks.{i}.mlp.l3"
-pooling = "mean"
 modes = ["frozen", "lora", "full"]
 n_train = None  # training variants: a class-stratified subset of the split's training rows; None: all
 n_val = None  # validation variants for choosing the best epoch; None: all
 epochs = 3
 batch_size = 8  # variants per step (twice as many windows)
-head_lr = 1e-3
-lora_lr = 1e-3
-full_lr = 1e-4
-lora_r = 8
-lora_alpha = 16
+learning_rates = {"head": 1e-3, "lora": 1e-3, "full": 1e-4}
+lora = {"r": 8, "alpha": 16}
 grad_checkpointing = False  # recompute activations in the backward pass (long windows on large models)
 n_boot = 1000  # bootstrap resamples per confidence interval
 
 # %%
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -71,12 +53,15 @@ import seaborn as sns
 import torch
 
 import evo2kit
-from evo2kit import embed, finetune, metrics, stability, train
+from evo2kit.training import finetune, stability, train
+from evo2kit.tutorial import metrics
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
 
-run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
+run = context(model_name)  # the run's weights, device, dtype, data folder and outputs
 torch.manual_seed(seed)
 sns.set_theme(style="whitegrid", context="notebook")
-out = Path(out_dir) if out_dir else embed.output_dir() / "06_fine_tuning"
+out = run.output_dir("06_fine_tuning")  # checkpoints and adapter files
 
 # %% [markdown]
 # ## 1 · Why training blows up, measured
@@ -88,9 +73,9 @@ out = Path(out_dir) if out_dir else embed.output_dir() / "06_fine_tuning"
 # attention, the MLPs, and the embedding (tied to the output layer).
 
 # %%
-runs = stability.recipes(stability_warmup)
-log, summary = stability.compare_recipes(runs, steps=stability_steps, batch_size=stability_batch_size,
-                                        seq_len=stability_seq_len, lr=stability_lr, seed=seed, max_norm=max_norm)
+runs = stability.recipes(training["warmup"])
+log, summary = stability.compare_recipes(runs, steps=training["steps"], batch_size=training["batch_size"],
+                                        seq_len=training["seq_len"], lr=training["lr"], seed=seed, max_norm=max_norm)
 summary.round(4)
 
 # %%
@@ -119,7 +104,8 @@ plt.show()
 # gradients. One batch, the same weights, three orders:
 
 # %%
-batch = stability.training_samplers(stability_seq_len + 1)[0].batch(np.random.default_rng(seed), stability_batch_size)
+sampler = stability.training_samplers(training["seq_len"] + 1)[0]
+batch = sampler.batch(np.random.default_rng(seed), training["batch_size"])
 mistake = stability.clip_order_check(evo2kit.StripedHyena2(train.TINY_CONFIG).init_weights(seed), batch, max_norm)
 mistake
 
@@ -145,9 +131,12 @@ mistake
 # Blocks after the one the head reads cannot change its input, so they are neither run nor trained.
 
 # %%
-model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
-task = finetune.brca1_task(model.tokenizer, window, n_variants, seed, split_seed, group_bp)
-layer = layer_name.format(i=model.config.num_layers // 2 if layer_id is None else layer_id)
+model = run.load_model()
+# notebook 04's variants and split, by name: 02's subset size, 04's split settings
+variants = run.parameters_of("02_embeddings", "n_variants") | run.parameters_of("04_dnn_probes", "split_seed",
+                                                                                  "group_bp")
+task = finetune.brca1_task(model.tokenizer, window, seed=seed, **variants)
+layer = f"blocks.{model.config.num_layers // 2 if layer_id is None else layer_id}.mlp.l3"
 split = task.split
 train_rows = finetune.subset_rows(split.train, task.y, n_train, seed)
 val_rows = finetune.subset_rows(split.val, task.y, n_val, seed)
@@ -156,10 +145,10 @@ pd.DataFrame({"variants": [len(train_rows), len(val_rows), len(split.test)],
              index=["train (used)", "validation (used)", "test (04's)"]).round(3)
 
 # %%
-config = finetune.FitConfig(epochs=epochs, batch_size=batch_size, lr=head_lr, warmup=max(1, epochs * len(train_rows)
-                            // batch_size // 10), max_norm=max_norm, seed=seed)
-table, fits = finetune.compare_modes(model, task, layer, modes, config, {"lora": lora_lr, "full": full_lr},
-                                     train_rows, val_rows, pooling, lora_r, lora_alpha, grad_checkpointing, n_boot,
+config = finetune.FitConfig(epochs=epochs, batch_size=batch_size, lr=learning_rates["head"],
+                            warmup=max(1, epochs * len(train_rows) // batch_size // 10), max_norm=max_norm, seed=seed)
+table, fits = finetune.compare_modes(model, task, layer, modes, config, learning_rates,
+                                     train_rows, val_rows, "mean", lora["r"], lora["alpha"], grad_checkpointing, n_boot,
                                      out)
 table.drop(columns="adapter").round(3)
 
@@ -237,7 +226,7 @@ for mode in table["mode"]:
     results[f"{mode}_trainable_params"] = row(mode).trainable_params
     results[f"{mode}_seconds_per_epoch"] = row(mode).seconds_per_epoch
     results[f"{mode}_adapter_reload_max_diff"] = reload_diff[mode]
-evo2kit.record_metrics("06_fine_tuning", results)
+record_metrics("06_fine_tuning", results)
 pd.Series(results).round(4)
 
 # %% [markdown]

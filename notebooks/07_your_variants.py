@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 # ---
 
 # %% [markdown]
@@ -17,7 +17,7 @@
 # come as a **VCF** (or a table with chrom, pos, ref, alt), and your genome as a **FASTA** file.
 # `evo2kit.variants` reads both (the FASTA through its index, so a whole genome is never loaded),
 # splits multi-allelic records, matches "chr17" with "17", checks every reference allele against
-# the genome, and cuts the same windows as notebook 03; `evo2kit.vep` scores them with the same
+# the genome, and cuts the same windows as notebook 03; `evo2kit.analysis.vep` scores them with the same
 # engine (`zero_shot`, and `embed` for embeddings). The command line `evo2kit-vep` does it all.
 #
 # 1. the Findlay SNVs written as a VCF, read back and scored against the hg19 region;
@@ -26,13 +26,7 @@
 # 4. your own VCF and genome, with GRCh38 as the worked example, from Python and the command line.
 
 # %% tags=["parameters"]
-model_name = "evo2kit-tiny"  # bundled; or a published name such as "evo2_7b" with model_weights
-model_weights = None  # path to an official checkpoint (.pt) for a published model_name
-device = "auto"  # "auto": CUDA when present, else CPU
-dtype = "auto"  # "auto": float32 on CPU, bfloat16 for published models on CUDA; or "float32", "bfloat16"
-backend = "torch"  # "torch" (evo2kit's code) or "vortex" (the official evo2 package, CUDA; for FP8 models)
-data_dir = None  # folder with the datasets (None: $EVO2KIT_DATA_DIR, then the cache, then a download)
-out_dir = None  # where the VCFs and score tables go; None: 07_your_variants/ in embed.output_dir()
+model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
 window = 2048  # bp around each variant, as notebook 03
 strands = "+"  # "+", "-" (reverse complements) or "+-" (their mean)
@@ -42,24 +36,23 @@ seed = 0
 # %%
 import gzip
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-import evo2kit
-from evo2kit import data, embed, plots, variants, vep
-from evo2kit.zero_shot import stratified_subset, variant_deltas
+from evo2kit.analysis import vep
+from evo2kit.analysis.zero_shot import variant_deltas
+from evo2kit.data import brca1, variants
+from evo2kit.data.brca1 import stratified_subset
+from evo2kit.tutorial import plots
+from evo2kit.tutorial.context import context
+from evo2kit.tutorial.metrics import record_metrics
 
-run = evo2kit.settings(device=device, dtype=dtype, data_dir=data_dir)  # resolved once; data_dir used by evo2kit.data
-out = Path(out_dir) if out_dir is not None else embed.output_dir() / "07_your_variants"
-out.mkdir(parents=True, exist_ok=True)
-if backend == "vortex":
-    model = evo2kit.load_model(model_name, local_path=model_weights, backend="vortex")
-else:
-    model = evo2kit.load_model(model_name, local_path=model_weights, device=run.device, dtype=run.dtype)
+run = context(model_name)  # the run's weights, device, dtype, data folder and outputs
+out = run.output_dir("07_your_variants")  # the VCFs and score tables
+model = run.load_model()
 
 # %% [markdown]
 # ## 1 · The Findlay SNVs as a VCF, scored against the hg19 region
@@ -68,7 +61,7 @@ else:
 # index for a name ending in `.gz`), here with three INFO fields we want back in the scores.
 
 # %%
-chosen = stratified_subset(data.load_brca1(), n_variants, seed=seed)
+chosen = stratified_subset(brca1.load_brca1(), n_variants, seed=seed)
 vcf_hg19 = variants.write_vcf(chosen, out / "findlay_hg19.vcf.gz", info=["class", "consequence", "score"])
 with gzip.open(vcf_hg19, "rt") as f:
     print("".join(f.readlines()[:9]))
@@ -140,19 +133,19 @@ except variants.VariantError as e:
     print(f"VariantError: {e}")
 
 # %% [markdown]
-# In this span GRCh38 = hg19 + 1,847,983 (`data.brca1_on_grch38`, a shift, not a general
+# In this span GRCh38 = hg19 + 1,847,983 (`brca1.brca1_on_grch38`, a shift, not a general
 # liftover). We write the lifted VCF with UCSC's "chr17" names; the REF check then confirms every
 # lifted position, and comparing the two regions base by base shows where the builds differ.
 
 # %%
-vcf_grch38 = variants.write_vcf(data.brca1_on_grch38(chosen), out / "findlay_grch38.vcf.gz",
+vcf_grch38 = variants.write_vcf(brca1.brca1_on_grch38(chosen), out / "findlay_grch38.vcf.gz",
                                 info=["class", "consequence", "score"])
 calls38 = variants.read_variants(vcf_grch38)
 mismatch38 = variants.check_ref(calls38, grch38)
-lo, hi = data.BRCA1_GRCH38_SPAN
+lo, hi = brca1.BRCA1_GRCH38_SPAN
 a = hg19.fetch(hg19.records[0], lo - hg19.records[0].start, hi + 1 - hg19.records[0].start)
-b = grch38.fetch(grch38.records[0], lo + data.BRCA1_GRCH38_SHIFT - grch38.records[0].start,
-                 hi + 1 + data.BRCA1_GRCH38_SHIFT - grch38.records[0].start)
+b = grch38.fetch(grch38.records[0], lo + brca1.BRCA1_GRCH38_SHIFT - grch38.records[0].start,
+                 hi + 1 + brca1.BRCA1_GRCH38_SHIFT - grch38.records[0].start)
 differ = np.flatnonzero(np.frombuffer(a.encode(), np.uint8) != np.frombuffer(b.encode(), np.uint8)) + lo
 print(f"REF mismatches on GRCh38: {len(mismatch38)}; bases differing between the builds over hg19 "
       f"{lo:,}-{hi:,}: {len(differ)} at hg19 {differ.tolist()}")
@@ -164,9 +157,8 @@ print(f"REF mismatches on GRCh38: {len(mismatch38)}; bases differing between the
 
 # %%
 work = out / "grch38_scores.tsv.parts"
-table38 = vep.score_variants(model, calls38, grch38, window, strands, batch_size,
-                             work=work if backend == "torch" else None)
-same = table38.assign(pos=table38["pos"] - data.BRCA1_GRCH38_SHIFT).merge(
+table38 = vep.score_variants(model, calls38, grch38, window, strands, batch_size, work=work)
+same = table38.assign(pos=table38["pos"] - brca1.BRCA1_GRCH38_SHIFT).merge(
     table[["pos", "ref", "alt", "delta", "window_start"]], on=["pos", "ref", "alt"], suffixes=("", "_hg19"))
 w0 = same["window_start_hg19"].to_numpy()
 touched = np.array([((differ >= s) & (differ < s + window)).any() for s in w0])
@@ -177,8 +169,8 @@ print(f"{touched.sum()} of {len(same)} windows hold a base that differs between 
       f"elsewhere max |delta difference| = {max_diff_same_sequence:.2e}")
 
 # %% [markdown]
-# The same from the command line (`evo2kit-vep`, or `python -m evo2kit.vep`; `torchrun
-# --nproc_per_node N -m evo2kit.vep ...` shares the parts among N processes):
+# The same from the command line (`evo2kit-vep`, or `python -m evo2kit.analysis.vep`; `torchrun
+# --nproc_per_node N -m evo2kit.analysis.vep ...` shares the parts among N processes):
 #
 # ```bash
 # evo2kit-vep --vcf findlay_grch38.vcf.gz --fasta grch38_brca1_1mb --window 2048 --out grch38_scores.tsv
@@ -190,16 +182,15 @@ print(f"{touched.sum()} of {len(same)} windows hold a base that differs between 
 # not fit the genome as unscored rows with the reason in `note`, instead of stopping.
 
 # %%
-if backend == "torch":
-    cli = ["--vcf", str(vcf_grch38), "--fasta", "grch38_brca1_1mb", "--window", str(window),
-           "--strands", strands, "--batch-size", str(batch_size), "--model", model_name,
-           "--out", str(out / "grch38_scores.tsv")]
-    t0 = time.time()
-    status = vep.main(cli + (["--weights", model_weights] if model_weights else []))
-    print(f"exit status {status} after {time.time() - t0:.1f}s (every part was already in {work.name})")
+cli = ["--vcf", str(vcf_grch38), "--fasta", "grch38_brca1_1mb", "--window", str(window), "--strands", strands,
+       "--batch-size", str(batch_size), "--model", model_name, "--backend", run.backend,
+       "--out", str(out / "grch38_scores.tsv")] + (["--weights", run.model_weights] if run.model_weights else [])
+t0 = time.time()
+status = vep.main(cli)
+print(f"exit status {status} after {time.time() - t0:.1f}s (the parts computed above were read from {work.name})")
 
 # %%
-evo2kit.record_metrics("07_your_variants", {
+record_metrics("07_your_variants", {
     "n_variants": len(table),
     "n_scored": int(table["scored"].sum()),
     "n_ref_mismatch_hg19": len(variants.check_ref(calls, hg19)),

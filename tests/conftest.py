@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from evo2kit import runner
-from evo2kit.data import DATASETS
+from evo2kit.data.registry import DATASETS
+from evo2kit.tutorial import runner
 
 
 @pytest.fixture(scope="session")
@@ -58,18 +55,3 @@ def smoke_run(request, tmp_path_factory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("build")
     status = runner.run("smoke", out=out, overrides=overrides, threads=threads)
     return status, out / "smoke"
-
-
-def sigkill_when(proc: subprocess.Popen, ready, seconds: float) -> None:
-    """SIGKILL ``proc`` as soon as ``ready()`` is true (polled every 50 ms): the way the resumption
-    tests cut a run in the middle. Fails if the process ends first or makes no progress in ``seconds``."""
-    deadline = time.time() + seconds
-    try:
-        while not ready():
-            assert proc.poll() is None, "the slow run ended before it could be killed"
-            assert time.time() < deadline, f"the slow run made no progress in {seconds:.0f} s"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evo2kit import load_model, zero_shot
-from evo2kit.embed import extract
+from evo2kit import load_model
+from evo2kit.analysis.embeddings import extract
+from evo2kit.data import brca1
 
 CFG = dict(model_name="bad-input-test", hidden_size=32, num_layers=4, hcs_layer_idxs=[0], hcm_layer_idxs=[1],
            hcl_layer_idxs=[2], attn_layer_idxs=[3], num_attention_heads=4, inner_mlp_size=64, state_size=8,
@@ -81,9 +82,9 @@ def test_stratified_subset_refuses_a_size_below_one():
     df = pd.DataFrame({"class": ["LOF", "FUNC/INT"] * 10, "x": range(20)})
     for n in (0, -5, 2.5, True):
         with pytest.raises(ValueError, match=re.escape(f"n must be None (all rows) or an int >= 1, got {n!r}")):
-            zero_shot.stratified_subset(df, n)
-    assert len(zero_shot.stratified_subset(df, 4)) == 4
-    assert len(zero_shot.stratified_subset(df, None)) == 20
+            brca1.stratified_subset(df, n)
+    assert len(brca1.stratified_subset(df, 4)) == 4
+    assert len(brca1.stratified_subset(df, None)) == 20
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import evo2kit
-from evo2kit import api, data
+from evo2kit import api
+from evo2kit.data import fasta, registry
 
 
 def test_default_model_is_the_bundled_trained_one():
@@ -52,7 +53,7 @@ def test_bundled_model_beats_base_composition_on_held_out_chr22(real_dir):
     positions by 0.15 bits/base. Measured for the shipped weights: 1.759 against 1.985 (an
     untrained model scores ~9 bits; benchmarks/eval_tiny.py compares with Markov chains)."""
     model = evo2kit.load_model()
-    blocks = list(data.read_fasta(data.fetch("chr22_heldout")).values())[:40]
+    blocks = list(fasta.read_fasta(registry.fetch("chr22_heldout")).values())[:40]
     bits, n, counts = 0.0, 0, np.zeros(256)
     with torch.no_grad():
         for b in blocks:

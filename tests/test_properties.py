@@ -13,8 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evo2kit.embed import pool_weights
-from evo2kit.tokenizer import IUPAC_DNA, CharLevelTokenizer, reverse_complement
+from evo2kit.analysis.embeddings import pool_weights
+from evo2kit.model.tokenizer import IUPAC_DNA, CharLevelTokenizer, reverse_complement
 
 FAST = settings(max_examples=60, deadline=None)
 dna = st.text(alphabet=IUPAC_DNA + IUPAC_DNA.lower(), max_size=200)

@@ -1,0 +1,5 @@
+import sys
+
+from evo2kit.data.registry import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""Findlay et al. (2018) BRCA1 saturation genome editing: the variants, their classes and subsets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evo2kit.cli import few
+from evo2kit.data.registry import fetch
+
+BRCA1_REGION_START = 41_176_312
+"""hg19 (1-based) position of index 0 of the ``brca1_hg19_region`` sequence."""
+BRCA1_GRCH38_SHIFT = 1_847_983
+"""GRCh38 position = hg19 position + this, for hg19 41,176,312-41,354,196 (no assembly change
+inside that span moves a base; notebook 07 checks the two regions' sequences against each other)."""
+BRCA1_GRCH38_SPAN = (41_176_312, 41_354_196)
+
+
+BRCA1_COLUMNS = {
+    "chromosome": "chrom",
+    "position (hg19)": "pos",
+    "reference": "ref",
+    "alt": "alt",
+    "function.score.mean": "score",
+    "func.class": "func_class",
+    "clinvar": "clinvar",
+}
+"""Source column in the Findlay et al. xlsx -> output column of :func:`load_brca1`."""
+
+
+def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Findlay et al. 2018 BRCA1 SNVs as a DataFrame (one row per variant, index 0..n-1).
+
+    Columns: ``chrom`` (str, "17"), ``pos`` (int, hg19 1-based), ``ref``, ``alt``,
+    ``score`` (function.score.mean), ``class`` ("FUNC/INT" or "LOF"), ``func_class``
+    (FUNC/INT/LOF as published), ``clinvar`` (the file's ``clinvar`` column), and ``consequence``
+    (Missense, Synonymous, Intronic, Splice region, ...) when the file has it.
+    ``path`` defaults to ``fetch("brca1_sge")``.
+    """
+    path = fetch("brca1_sge") if path is None else Path(path)
+    raw = pd.read_excel(path, header=2, engine="openpyxl")
+    missing = [c for c in BRCA1_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing} (header expected on row 3; "
+                         f"found {[str(c) for c in raw.columns][:12]}...)")
+    extra = ["consequence"] if "consequence" in raw.columns else []
+    df = raw[list(BRCA1_COLUMNS) + extra].rename(columns=BRCA1_COLUMNS).reset_index(drop=True)
+    bad = df[["chrom", "pos", "ref", "alt", "func_class"]].isna().any(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: empty chromosome/position/reference/alt/func.class in data "
+                         f"row(s) {df.index[bad].tolist()[:10]}")
+    unknown = sorted(set(df["func_class"]) - {"FUNC", "INT", "LOF"})
+    if unknown:
+        raise ValueError(f"{path}: unexpected func.class value(s) {unknown}")
+    df["chrom"] = [str(int(c)) if isinstance(c, (int, float, np.number)) else str(c) for c in df["chrom"]]
+    df["pos"] = _numbers(df["pos"], "position (hg19)", path, whole=True)
+    df["score"] = _numbers(df["score"], "function.score.mean", path, whole=False)
+    df.insert(5, "class", df["func_class"].replace({"FUNC": "FUNC/INT", "INT": "FUNC/INT"}))
+    return df
+
+
+def brca1_on_grch38(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (hg19 rows of :func:`load_brca1`) on GRCh38: ``pos`` + :data:`BRCA1_GRCH38_SHIFT`,
+    ``chrom`` "chr17" (UCSC's spelling). Raises ValueError for a position outside
+    :data:`BRCA1_GRCH38_SPAN`, where the shift does not hold."""
+    lo, hi = BRCA1_GRCH38_SPAN
+    out = df[(df["pos"] < lo) | (df["pos"] > hi)]
+    if len(out):
+        raise ValueError(f"{len(out)} position(s) outside hg19 {lo:,}-{hi:,}, where GRCh38 = hg19 + "
+                         f"{BRCA1_GRCH38_SHIFT:,} holds: {out['pos'].tolist()[:5]}")
+    return df.assign(chrom="chr17", pos=df["pos"] + BRCA1_GRCH38_SHIFT)
+
+
+def _numbers(values: pd.Series, column: str, path, whole: bool) -> pd.Series:
+    """``values`` as int64 (``whole``) or float64; a ValueError naming the file, the column and the
+    rows (of the sheet: the header is row 3, data row i is row i + 4) holding anything else."""
+    nums = pd.to_numeric(values, errors="coerce")
+    bad = (nums.isna() & values.notna()) | ((nums % 1 != 0) & nums.notna() if whole else False)
+    if bad.any():
+        plain = lambda v: v.item() if isinstance(v, np.generic) else v  # noqa: E731 (quote 1020.5, not np.float64)
+        rows = [f"row {i + 4} ({plain(values[i])!r})" for i in values.index[bad]]
+        raise ValueError(f"{path}: column {column!r} must hold {'whole numbers' if whole else 'numbers'}; "
+                         f"{len(rows)} row(s) do not: {few(rows)}")
+    return nums.astype(np.int64) if whole else nums.astype(float)
+
+
+def stratified_subset(df: pd.DataFrame, n: int | None, seed: int = 0, by: str = "class") -> pd.DataFrame:
+    """``n`` rows drawn with class proportions kept (all rows when n is None or >= len(df)); each
+    class keeps at least one row, so a small ``n`` can give a few more rows than asked."""
+    if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"n must be None (all rows) or an int >= 1, got {n!r}")
+    if n is None or n >= len(df):
+        return df
+    frac = n / len(df)
+    idx = np.concatenate([g.sample(max(1, round(len(g) * frac)), random_state=seed).index
+                          for _, g in df.groupby(by)])
+    return df.loc[np.sort(idx)]

@@ -1,0 +1,3 @@
+from evo2kit.training.train import main
+
+main()
