@@ -89,6 +89,18 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
             "GRCh38 chr17:42,425,000-43,600,000 (plus strand, 1,175,001 bp) around BRCA1 "
             "(GRCh38, not hg19)."),
+    Dataset("hg19_refseq_exons", "annotation/hg19_RefSeq_exon.txt.gz", None,
+            "file_sha256", "7b970b2fe11fda7adb5c1f107b17494ade5d8c1aed5040bc91f36ba6d17cc1e4",
+            "RefSeq exons of hg19, tab-separated SAF (GeneID Chr Start End Strand, 1-based inclusive; the exons "
+            "of a gene's transcripts merged), 225,074 rows, the exon labels of notebook 08. No single-URL "
+            "canonical source: the member usr/share/doc/subread/examples/annotation/hg19_RefSeq_exon.txt.gz of "
+            "the Debian package subread-data (GPL-3.0+)."),
+    Dataset("exon_positions", "evo2_repo/exon_classifier/samplePositions.tsv",
+            "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/"
+            "notebooks/exon_classifier/samplePositions.tsv",
+            "file_sha256", "55b43c5b0ac039c61da6b87875a453aaf5dc4aa4c944935ae1378d3c0bdd6145",
+            "The 122 positions of 8 eukaryotes (61 exonic) of the Evo 2 repository's exon classifier notebook, "
+            "each with its two 8,192-bp windows that end at the position (Apache-2.0)."),
 ]}
 
 

@@ -132,7 +132,8 @@ def test_seq_hash_ignores_compression_case_and_line_width(tmp_path, fasta_files)
 
 def test_registry_entries():
     assert set(DATASETS) == {"brca1_sge", "brca1_hg19_region", "hg19_chr20", "hg19_chrX_part",
-                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats"}
+                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats", "hg19_refseq_exons",
+                             "exon_positions"}
     for ds in DATASETS.values():
         assert ds.check in ("file_sha256", "seq_sha256")
         assert len(ds.sha256) == 64 and int(ds.sha256, 16) >= 0
