@@ -75,10 +75,17 @@ def nearest_bases(forward: Sequence[str], reverse: Sequence[str], flank: int) ->
     return onehot_context(local, np.full(len(local), flank), flank)
 
 
+def gc_content(seqs: Sequence[str]) -> np.ndarray:
+    """Share of G and C among the A/C/G/T of each sequence -> (N,) float32."""
+    return kmer_counts(seqs, 1)[:, [1, 2]].sum(1)
+
+
 def baseline_features(forward: Sequence[str], reverse: Sequence[str], k: int, flank: int) -> dict[str, np.ndarray]:
-    """Sequence-only features of the same windows: {"<k>-mer counts": (N, 2 * 4**k) the k-mer frequencies of
-    the forward and the reverse window side by side, "one-hot ±<flank> bp": :func:`nearest_bases`}."""
-    return {f"{k}-mer counts": np.concatenate([kmer_counts(forward, k), kmer_counts(reverse, k)], axis=1),
+    """Sequence-only features of the same windows: {"GC content": (N, 2) of the forward and the reverse
+    window, "<k>-mer counts": (N, 2 * 4**k) their k-mer frequencies side by side, "one-hot ±<flank> bp":
+    :func:`nearest_bases`}."""
+    return {"GC content": np.stack([gc_content(forward), gc_content(reverse)], axis=1),
+            f"{k}-mer counts": np.concatenate([kmer_counts(forward, k), kmer_counts(reverse, k)], axis=1),
             f"one-hot ±{flank} bp": nearest_bases(forward, reverse, flank)}
 
 

@@ -53,6 +53,11 @@ REFSEQ_CHROMOSOMES = {"NC_0000{:02d}".format(i): f"chr{i}" for i in range(1, 23)
                                                                                    "NC_000024": "chrY"}
 """RefSeq accessions of the human chromosomes (any version) and their names."""
 
+COMMON_NAMES = {"Homo_sapiens": "human", "Mus_musculus": "mouse", "Danio_rerio": "zebrafish",
+                "Hordeum_vulgare_subsp._vulgare": "barley", "Selaginella_moellendorffii": "spikemoss",
+                "Spinacia_oleracea": "spinach", "Theobroma_cacao": "cacao", "Vitis_vinifera": "grapevine"}
+"""The species of Arc's positions by their common names."""
+
 _ACGT = np.zeros(256, bool)
 _ACGT[np.frombuffer(b"ACGT", np.uint8)] = True
 
@@ -94,6 +99,17 @@ def arc_windows(df: pd.DataFrame, window: int) -> tuple[list[str], list[str]]:
     if not 1 <= window <= longest:
         raise ValueError(f"window must lie in 1..{longest} (the length of Arc's windows), got {window}")
     return ([s[-window:].upper() for s in df["forward_seq"]], [s[-window:].upper() for s in df["reverse_seq"]])
+
+
+def t_skew(seqs) -> np.ndarray:
+    """(T - A) / (T + A) of each sequence (N,): above 0 on the sense strand of most genes' introns, so it
+    tells which way a set of windows was read."""
+    out = []
+    for s in seqs:
+        s = s.upper()
+        t, a = s.count("T"), s.count("A")
+        out.append((t - a) / max(1, t + a))
+    return np.array(out)
 
 
 # --------------------------------------------------------------------------- sequence
@@ -293,3 +309,70 @@ def overlapping(a: pd.DataFrame, b: pd.DataFrame, window: int) -> np.ndarray:
         near = np.minimum(np.abs(p - other[np.clip(i, 0, len(other) - 1)]), np.abs(p - other[np.clip(i - 1, 0, None)]))
         out[a.index.get_indexer(rows)] = near < 2 * window - 1
     return out
+
+
+# --------------------------------------------------------------------------- notebook 08's sets
+
+SETS = {"train": "chr20", "val": "chrX", "chr22": "chr22", "brca1": "chr17", "arc": None}
+"""Notebook 08's sets of positions and where they come from: training on chr20, validation (choosing the
+probe's penalty and the layer) on the chrX part, tests on the chr22 blocks, along BRCA1, and Arc's 122."""
+
+
+@dataclass
+class ExonSets:
+    """Every position of notebook 08 with its two windows. ``positions``: one row per position (set, chrom,
+    pos, strand, label, organism: 'Homo_sapiens' for ours, the species for Arc's); ``forward[i]`` and
+    ``reverse[i]`` are row i's windows."""
+
+    positions: pd.DataFrame
+    forward: list[str]
+    reverse: list[str]
+    window: int
+    genes: dict[str, Genes]  # the RefSeq genes of each chromosome used, by name
+
+    def rows(self, name: str) -> np.ndarray:
+        """Row indices of set ``name`` (a key of :data:`SETS`)."""
+        return np.flatnonzero((self.positions["set"] == name).to_numpy())
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.positions["label"].to_numpy(np.int64)
+
+
+def exon_sets(window: int, n_train: int, n_val: int, n_test: int, track_step: int, seed: int = 0) -> ExonSets:
+    """Notebook 08's positions (:data:`SETS`): ``n_train`` on chr20, ``n_val`` on the chrX part and ``n_test``
+    on the chr22 blocks, half exonic, drawn with ``seed`` (:func:`sample_positions`); every ``track_step``-th
+    base of BRCA1 read on its (minus) strand, those the label rule labels; Arc's 122 with their windows cut
+    to the last ``window`` bases.
+
+    Raises ValueError if a training or validation window shares a base with a test window, or one of
+    Arc's human positions lies on a chromosome used here (their GRCh38 coordinates are not compared)."""
+    rng = np.random.default_rng(seed)
+    table = load_refseq_exons()
+    frames, forward, reverse, used = [], [], [], {}
+    for name, n in (("train", n_train), ("val", n_val), ("chr22", n_test), ("brca1", None)):
+        chrom, genes = load_chromosome(SETS[name]), load_genes(SETS[name], table)
+        used[chrom.name] = genes
+        if n is None:
+            t = grid_positions(chrom, genes, *BRCA1_GENE, track_step, window, "-")
+            t = t[t["label"] >= 0]
+        else:
+            t = sample_positions(chrom, genes, n, window, rng)
+        f, r = two_sided_windows(chrom, t, window)
+        frames.append(t.assign(set=name, organism="Homo_sapiens"))
+        forward += f
+        reverse += r
+    arc = load_arc_positions()
+    f, r = arc_windows(arc, window)
+    frames.append(pd.DataFrame({"set": "arc", "chrom": arc["chrom"], "pos": arc["position"].astype(np.int64),
+                                "strand": arc["strand"], "label": arc["label"], "organism": arc["organism"]}))
+    positions = pd.concat(frames, ignore_index=True)[["set", "chrom", "pos", "strand", "label", "organism"]]
+    ours = positions[positions["set"] != "arc"]
+    fitted, tests = ours[ours["set"].isin(["train", "val"])], ours[~ours["set"].isin(["train", "val"])]
+    clash = overlapping(fitted, tests, window)
+    if clash.any():
+        raise ValueError(f"{int(clash.sum())} training/validation window(s) overlap a test window")
+    shared = set(positions.loc[positions["set"] == "arc", "chrom"].dropna()) & set(ours["chrom"])
+    if shared:
+        raise ValueError(f"Arc's human positions lie on {sorted(shared)}, a chromosome used here")
+    return ExonSets(positions, forward + f, reverse + r, window, used)

@@ -51,6 +51,7 @@ FACTS = {  # metric -> what it is: the same in every run, so checked exactly
     "embed_long_longest_ok_bp": "a length", "n_scored": "a count", "n_ref_mismatch_hg19": "a count",
     "n_ref_mismatch_grch38": "a count", "n_bases_differing_hg19_grch38": "a count of bases of the two FASTAs",
     "n_windows_with_build_difference": "a count", "n_train": "a count", "n_test": "a count",
+    "n_val": "a count", "n_brca1": "a count", "n_brca1_exonic": "a count", "n_arc": "a count",
     "frozen_trainable_params": "a parameter count", "lora_trainable_params": "a parameter count",
     "full_trainable_params": "a parameter count",
 }

@@ -47,3 +47,36 @@ def track(values: np.ndarray, start: int = 0, smooth: int = 1, spans: dict[str, 
         ax.legend(fontsize=8)
     ax.set(xlabel="position", ylabel=ylabel)
     return ax
+
+
+def exon_track(pos: np.ndarray, prob: np.ndarray, exons: tuple[np.ndarray, np.ndarray], title: str = "", ax=None):
+    """A classifier's P(exonic) at positions ``pos`` (N,) as a line, with the annotated exons
+    (``exons``: starts, ends, same coordinates) drawn as boxes under it and shaded behind it."""
+    ax = ax or plt.subplots(figsize=(14, 3.5))[1]
+    ax.plot(pos, prob, lw=0.8, color="C0", label="P(exonic)")
+    for k, (a, b) in enumerate(zip(*exons)):
+        ax.axvspan(a, b, color="orange", alpha=0.25, lw=0, label="annotated exon" if k == 0 else None)
+        ax.add_patch(plt.Rectangle((a, -0.12), max(b - a, (pos[-1] - pos[0]) / 400), 0.08, color="black", lw=0))
+    ax.axhline(0.5, color="grey", lw=0.6, ls="--")
+    ax.set(xlim=(pos[0], pos[-1]), ylim=(-0.15, 1.02), xlabel="position (bp)", ylabel="P(exonic)", title=title)
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def auroc_bars(table: pd.DataFrame, x: str = "group", hue: str = "features", ax=None):
+    """Grouped bars of ``table["auroc"]`` (one group per value of ``x``, one bar per ``hue``, in order of
+    appearance) with their intervals ``ci_low`` .. ``ci_high`` as error bars, and chance at 0.5."""
+    ax = ax or plt.subplots(figsize=(12, 4))[1]
+    groups, hues = list(pd.unique(table[x])), list(pd.unique(table[hue]))
+    width = 0.8 / len(hues)
+    for k, h in enumerate(hues):
+        rows = table[table[hue] == h].set_index(x).loc[groups]
+        where = np.arange(len(groups)) + (k - (len(hues) - 1) / 2) * width
+        ax.bar(where, rows["auroc"], width, label=h, color=f"C{k}",
+               yerr=[rows["auroc"] - rows["ci_low"], rows["ci_high"] - rows["auroc"]], capsize=2,
+               error_kw={"lw": 0.8})
+    ax.set_xticks(range(len(groups)), groups)
+    ax.axhline(0.5, color="black", lw=0.6)
+    ax.set(ylim=(0, 1.02), ylabel="AUROC (95% CI)")
+    ax.legend(fontsize=8)
+    return ax

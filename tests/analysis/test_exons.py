@@ -54,8 +54,12 @@ def test_baseline_features_shapes():
     chrom = _chrom()
     fwd, rev = ex.two_sided_windows(chrom, pd.DataFrame({"pos": [50, 60, 70], "strand": ["+", "-", "+"]}), 16)
     base = ax.baseline_features(fwd, rev, k=3, flank=5)
-    assert {k: v.shape for k, v in base.items()} == {"3-mer counts": (3, 128), "one-hot ±5 bp": (3, 44)}
+    assert {k: v.shape for k, v in base.items()} == {"GC content": (3, 2), "3-mer counts": (3, 128),
+                                                     "one-hot ±5 bp": (3, 44)}
     np.testing.assert_allclose(base["3-mer counts"][:, :64].sum(1), 1.0, rtol=1e-6)
+    gc = [sum(b in "GC" for b in s) / len(s) for s in fwd]
+    np.testing.assert_allclose(base["GC content"][:, 0], gc, rtol=1e-6)
+    np.testing.assert_allclose(ax.gc_content(["GGAT", "NNCA", "TTTT"]), [0.5, 0.5, 0.0])
 
 
 def test_window_embeddings_concatenate_the_last_token_of_both_windows_at_every_layer(tiny):
