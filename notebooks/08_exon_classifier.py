@@ -26,8 +26,8 @@
 #    training on chr20, validation on chrX, tests on chr22 and along BRCA1 (chr17), and Arc's 122 as a
 #    test in 8 species;
 # 3. **features**: Arc's last-token embeddings of both windows at every layer in one pass, next to
-#    two baselines that need no language model (k-mer counts of the same windows, and the bases next
-#    to the position);
+#    three baselines that need no language model (the GC content and the k-mer counts of the same
+#    windows, and the bases next to the position);
 # 4. a **logistic probe per layer**, the layer chosen on validation, and AUROC with bootstrap
 #    intervals on every test set and per species;
 # 5. the picture: the classifier's **exon probability along BRCA1**, under its annotated exons.
@@ -107,7 +107,9 @@ skew.groupby("strand").agg(["mean", "sem"]).round(3)
 # and the layer, and the tests are positions the training never came near: `n_test` of chr22 (blocks of
 # an alignment: each window must lie inside one block), every `track_step`-th base of BRCA1 on chr17,
 # and Arc's 122 (their windows cut to the last `window` bases). The sampled sets are half exonic, drawn
-# uniformly among the bases of each class; along BRCA1 the exonic share is what the gene has. No
+# uniformly among the bases of each class; along BRCA1 the exonic share is what the gene has. (With
+# 8,192-bp windows only ~68 kb of chr22 lies far enough inside long blocks, so the gpu profiles draw
+# 100 positions there, from a handful of genes.) No
 # training or validation window shares a base with a test window (checked when the sets are built), and
 # none of Arc's human positions lies on chr17, chr20, chr22 or chrX. (`evo2kit-tiny` was pre-trained on
 # chr20 and chrX, so every test window is new to it too.)
@@ -121,13 +123,18 @@ summary["exonic share"] = (summary["exonic"] / summary["positions"]).round(3)
 summary
 
 # %% [markdown]
-# ## 3 · Features: Arc's embeddings at every layer, and two baselines
+# ## 3 · Features: Arc's embeddings at every layer, and three baselines
 #
 # `window_embeddings` runs every forward and every reverse window once, with hooks on all the layers
 # (`blocks.{i}`: the output of block i, as Arc reads `blocks.26`), keeps each window's last token and
 # puts the two side by side: `2 x d` numbers per position and layer. The baselines see the same windows
 # without a model: the GC content of each window (2 numbers), the frequencies of the `4**kmer` k-mers of
 # each window, and the `2 x flank + 1` bases centred on the position, one-hot.
+#
+# One difference from Arc's notebook: its windows are written in lower case, and the official tokenizer
+# keeps case (byte values 97-116), so Arc's model read lower-case tokens; evo2kit upper-cases every
+# sequence (the bundled model was trained on upper case only). For the published models that is a change
+# of input, worth knowing when comparing with Arc's 0.9406.
 
 # %%
 model = run.load_model()

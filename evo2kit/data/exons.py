@@ -223,37 +223,67 @@ def window_bounds(pos, window: int) -> tuple[np.ndarray, np.ndarray]:
     return pos - window + 1, pos + window
 
 
+def _intersect(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Intersection of two sets of sorted disjoint half-open intervals."""
+    starts, ends = [], []
+    i = j = 0
+    while i < len(a[0]) and j < len(b[0]):
+        lo, hi = max(a[0][i], b[0][j]), min(a[1][i], b[1][j])
+        if lo < hi:
+            starts.append(lo)
+            ends.append(hi)
+        if a[1][i] < b[1][j]:
+            i += 1
+        else:
+            j += 1
+    return np.array(starts, np.int64), np.array(ends, np.int64)
+
+
+def known_positions(chrom: Chromosome, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions whose two ``window``-bp windows (pos-window+1 .. pos+window-1) lie inside one stretch of
+    A/C/G/T: sorted disjoint half-open intervals (starts, ends)."""
+    starts, ends = [], []
+    for offset, seq in zip(chrom.starts, chrom.seqs):
+        ok = np.r_[False, _ACGT[np.frombuffer(seq.encode("ascii"), np.uint8)], False]
+        edges = np.flatnonzero(np.diff(ok.astype(np.int8)))  # run starts and ends, alternating
+        a, b = edges[0::2] + offset + window - 1, edges[1::2] + offset - window + 1
+        starts.append(a[a < b])
+        ends.append(b[a < b])
+    return np.concatenate(starts), np.concatenate(ends)
+
+
 def sample_positions(chrom: Chromosome, genes: Genes, n: int, window: int, rng: np.random.Generator,
                      region: tuple[int, int] | None = None) -> pd.DataFrame:
     """``n`` labelled positions of ``chrom`` (``n // 2`` intronic, the rest exonic), each drawn uniformly
     among the bases of its class inside ``region`` (0-based half-open; default: all the chromosome's
-    sequence) whose two windows lie in known A/C/G/T sequence. Columns: chrom, pos, strand, label,
-    sorted by position; no position twice.
+    sequence) whose two windows lie in known A/C/G/T sequence (:func:`known_positions`). Columns: chrom,
+    pos, strand, label, sorted by position; no position twice.
 
-    Raises ValueError when the region holds too few such positions (after 50 draws per position)."""
+    Raises ValueError when the region holds too few such positions."""
     lo, hi = region or chrom.span
-    exon_s, exon_e = (np.clip(a, lo, hi) for a in genes.exons)
-    gene_s, gene_e = _merge(*(np.r_[genes.plus[k], genes.minus[k]] for k in range(2)))
-    gene_s, gene_e = np.clip(gene_s, lo, hi), np.clip(gene_e, lo, hi)
-    pools = {1: (exon_s, exon_e), 0: (gene_s, gene_e)}  # introns: drawn from gene spans, exons rejected below
+    known = _intersect(known_positions(chrom, window), (np.array([lo]), np.array([hi])))
+    genic = _merge(*(np.r_[genes.plus[k], genes.minus[k]] for k in range(2)))
+    pools = {1: _intersect(genes.exons, known), 0: _intersect(genic, known)}  # introns: exons rejected below
     want = {0: n // 2, 1: n - n // 2}
     picked: dict[int, set] = {0: set(), 1: set()}
     for label, (s, e) in pools.items():
         sizes = (e - s).astype(np.float64)
-        if want[label] and sizes.sum() <= 0:
-            raise ValueError(f"{chrom.name}: no {'exonic' if label else 'genic'} base in {lo:,}-{hi:,}")
+        kind = "exonic" if label else "intronic"
+        if want[label] > sizes.sum():
+            raise ValueError(f"{chrom.name} {lo:,}-{hi:,}: {int(sizes.sum()):,} {kind} or genic bases have both "
+                             f"{window}-bp windows in known sequence, fewer than the {want[label]} {kind} "
+                             "positions asked for; ask for fewer positions or shorter windows")
         tries = 0
         while len(picked[label]) < want[label]:
             tries += 1
             if tries > 50 * want[label]:
                 raise ValueError(f"{chrom.name} {lo:,}-{hi:,}: found only {len(picked[label])} of {want[label]} "
-                                 f"{'exonic' if label else 'intronic'} positions with both {window}-bp windows in "
-                                 "known sequence; ask for fewer positions or shorter windows")
+                                 f"{kind} positions with both {window}-bp windows in known sequence; ask for fewer "
+                                 "positions or shorter windows")
             k = rng.choice(len(s), p=sizes / sizes.sum())
             p = int(s[k] + rng.integers(e[k] - s[k]))
             got, _ = genes.label([p])
-            a, b = window_bounds(p, window)
-            if got[0] == label and p not in picked[label] and chrom.slice(int(a), int(b)) is not None:
+            if got[0] == label:
                 picked[label].add(p)
     pos = np.array(sorted(picked[0] | picked[1]), np.int64)
     labels, strands = genes.label(pos)

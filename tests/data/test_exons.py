@@ -85,8 +85,21 @@ def test_sample_positions_balanced_labelled_by_the_rule_and_inside_known_sequenc
     pd.testing.assert_frame_equal(t, again)  # a seed gives one sample
     inside = ex.sample_positions(chrom, GENES, 10, window=20, rng=np.random.default_rng(2), region=(380, 600))
     assert inside["pos"].between(380, 599).all() and set(inside["strand"]) == {"-"}
-    with pytest.raises(ValueError, match="found only .* exonic positions"):
+    with pytest.raises(ValueError, match="30 exonic or genic bases .* fewer than the 100 exonic positions"):
         ex.sample_positions(chrom, GENES, 200, window=20, rng=np.random.default_rng(0), region=(380, 600))
+
+
+def test_known_positions_keep_both_windows_in_one_stretch_of_acgt():
+    chrom = ex.Chromosome("chrT", np.array([0, 100]), ["ACGT" * 10, "ACGTN" + "ACGT" * 5])
+    starts, ends = ex.known_positions(chrom, 5)
+    # stretch 1: bases 0-39, positions 4..35; stretch 2: N at 104, A/C/G/T at 100-103 and 105-124
+    assert starts.tolist() == [4, 109] and ends.tolist() == [36, 121]
+    for p in range(0, 130):
+        a, b = ex.window_bounds(p, 5)
+        inside = any(s <= p < e for s, e in zip(starts, ends))
+        assert inside == (chrom.slice(int(a), int(b)) is not None), p
+    got = ex._intersect((np.array([0, 10, 30]), np.array([5, 20, 40])), (np.array([3, 15]), np.array([12, 35])))
+    assert [x.tolist() for x in got] == [[3, 10, 15, 30], [5, 12, 20, 35]]
 
 
 def test_grid_positions_keep_only_the_given_strand_labelled():
@@ -175,23 +188,50 @@ def test_real_arc_positions(arc):
     assert human["chrom"].notna().sum() == 15 and not set(human["chrom"]) & set(ex.SOURCES)
 
 
-def _t_skew(seqs) -> np.ndarray:
-    return np.array([(s.upper().count("T") - s.upper().count("A")) / (s.upper().count("T") + s.upper().count("A"))
-                     for s in seqs])
-
-
 def test_real_windows_read_in_the_gene_direction_like_arcs(arc, refseq):
     """Introns are T-rich on the gene's strand. Arc's forward windows are T-rich for genes of both
     strands, so they follow the gene, not the plus strand; ours, built the same way on chr20, agree."""
     for strand in "+-":
-        assert _t_skew(arc.loc[arc["strand"] == strand, "forward_seq"]).mean() > 0.01
-        assert _t_skew(arc.loc[arc["strand"] == strand, "reverse_seq"]).mean() < -0.01
+        assert ex.t_skew(arc.loc[arc["strand"] == strand, "forward_seq"]).mean() > 0.01
+        assert ex.t_skew(arc.loc[arc["strand"] == strand, "reverse_seq"]).mean() < -0.01
     chrom, genes = ex.load_chromosome("chr20"), ex.load_genes("chr20", refseq)
     t = ex.sample_positions(chrom, genes, 400, 2048, np.random.default_rng(0))
     intronic = t[t["label"] == 0]
     fwd, rev = ex.two_sided_windows(chrom, intronic, 2048)
-    skew = _t_skew(fwd)
+    skew = ex.t_skew(fwd)
     for strand in "+-":
         assert skew[(intronic["strand"] == strand).to_numpy()].mean() > 0.01, strand
-    plus_strand_view = np.where(intronic["strand"] == "+", skew, _t_skew(rev))  # the plus strand's reading
+    plus_strand_view = np.where(intronic["strand"] == "+", skew, ex.t_skew(rev))  # the plus strand's reading
     assert plus_strand_view[(intronic["strand"] == "-").to_numpy()].mean() < -0.01
+
+
+def test_t_skew():
+    np.testing.assert_allclose(ex.t_skew(["TTTA", "acgt", "GGCC", "aaat"]), [0.5, 0.0, 0.0, -0.5])
+
+
+def test_real_exon_sets_of_notebook_08(refseq):
+    sets = ex.exon_sets(window=64, n_train=40, n_val=20, n_test=20, track_step=2000, seed=3)
+    p = sets.positions
+    assert p.groupby("set", sort=False).size().to_dict() == {"train": 40, "val": 20, "chr22": 20, "brca1": 41,
+                                                             "arc": 122}
+    assert p.groupby("set")["chrom"].agg(lambda c: set(c.dropna())).to_dict() == {
+        "train": {"chr20"}, "val": {"chrX"}, "chr22": {"chr22"}, "brca1": {"chr17"},
+        "arc": {"chr1", "chr2", "chr3", "chr7", "chr11", "chr14", "chr15", "chr16", "chr19"}}
+    for name in ("train", "val", "chr22"):
+        assert sets.labels[sets.rows(name)].tolist().count(1) == len(sets.rows(name)) // 2
+    brca1 = p.iloc[sets.rows("brca1")]
+    assert set(brca1["strand"]) == {"-"} and brca1["pos"].between(*ex.BRCA1_GENE).all()
+    assert brca1["pos"].tolist() == list(range(ex.BRCA1_GENE[0], ex.BRCA1_GENE[1], 2000))
+    labels, _ = sets.genes["chr17"].label(brca1["pos"])
+    assert (labels == brca1["label"]).all() and 0 < brca1["label"].sum() < len(brca1)
+    ours = p[p["set"] != "arc"]
+    fitted = ours[ours["set"].isin(["train", "val"])]
+    assert not ex.overlapping(fitted, ours[~ours["set"].isin(["train", "val"])], 64).any()
+    assert len(sets.forward) == len(sets.reverse) == len(p) and {len(s) for s in sets.forward + sets.reverse} == {64}
+    arc = ex.load_arc_positions()
+    assert sets.forward[sets.rows("arc")[0]] == arc["forward_seq"].iloc[0][-64:].upper()
+    chrom = ex.load_chromosome("chr20")  # each window is the sequence at its position
+    row = p.iloc[sets.rows("train")[0]]
+    f, r = ex.two_sided_windows(chrom, p.iloc[[sets.rows("train")[0]]], 64)
+    assert (sets.forward[sets.rows("train")[0]], sets.reverse[sets.rows("train")[0]]) == (f[0], r[0])
+    assert chrom.slice(row["pos"], row["pos"] + 1) in (f[0][-1], reverse_complement(f[0][-1]))
