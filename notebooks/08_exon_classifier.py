@@ -219,16 +219,18 @@ plt.show()
 #
 # BRCA1 (81 kb on chr17, minus strand) was never seen in training. Every `track_step`-th base, read in
 # the gene's direction, gets the probe's P(exonic) at the chosen layer; the orange bands and black boxes
-# are the RefSeq exons. If the features carry exon structure, the line rises in the bands.
+# are the RefSeq exons; the thick line averages the positions of about 1 kb. If the features carry exon
+# structure, the line rises in the bands.
 
 # %%
 brca1 = positions.loc[tests["brca1"]]
 genes17 = sets.genes["chr17"]
 inside = (genes17.exons[1] > exons.BRCA1_GENE[0]) & (genes17.exons[0] < exons.BRCA1_GENE[1])
 fig, axes = plt.subplots(2, 1, figsize=(15, 6.5), sharex=True)
+brca1_exons = (genes17.exons[0][inside], genes17.exons[1][inside])
 for ax, name in zip(axes, [best_layer, kmer_name]):
-    plots.exon_track(brca1["pos"].to_numpy(), scores[name][tests["brca1"]],
-                     (genes17.exons[0][inside], genes17.exons[1][inside]), title=f"P(exonic) from {name}", ax=ax)
+    plots.exon_track(brca1["pos"].to_numpy(), scores[name][tests["brca1"]], brca1_exons,
+                     smooth=max(1, 1000 // track_step), title=f"P(exonic) from {name}", ax=ax)
 axes[1].set_xlabel("hg19 chr17 position, Mbp (BRCA1 is read right to left: minus strand)")
 axes[1].xaxis.set_major_formatter(lambda v, _: f"{v / 1e6:.3f}")
 plt.tight_layout()

@@ -49,16 +49,21 @@ def track(values: np.ndarray, start: int = 0, smooth: int = 1, spans: dict[str, 
     return ax
 
 
-def exon_track(pos: np.ndarray, prob: np.ndarray, exons: tuple[np.ndarray, np.ndarray], title: str = "", ax=None):
-    """A classifier's P(exonic) at positions ``pos`` (N,) as a line, with the annotated exons
-    (``exons``: starts, ends, same coordinates) drawn as boxes under it and shaded behind it."""
+def exon_track(pos: np.ndarray, prob: np.ndarray, exons: tuple[np.ndarray, np.ndarray], smooth: int = 1,
+               title: str = "", ax=None):
+    """A classifier's P(exonic) at positions ``pos`` (N,) as a thin line, its running mean over ``smooth``
+    positions as a thick one, and the annotated exons (``exons``: starts, ends, same coordinates) as boxes
+    under it and bands behind it."""
     ax = ax or plt.subplots(figsize=(14, 3.5))[1]
-    ax.plot(pos, prob, lw=0.8, color="C0", label="P(exonic)")
+    ax.plot(pos, prob, lw=0.6, color="C0", alpha=0.45 if smooth > 1 else 1.0, label="P(exonic)")
+    if smooth > 1:
+        mean = pd.Series(prob).rolling(smooth, center=True, min_periods=1).mean()
+        ax.plot(pos, mean, lw=1.8, color="C0", label=f"running mean of {smooth} positions")
     for k, (a, b) in enumerate(zip(*exons)):
         ax.axvspan(a, b, color="orange", alpha=0.25, lw=0, label="annotated exon" if k == 0 else None)
         ax.add_patch(plt.Rectangle((a, -0.12), max(b - a, (pos[-1] - pos[0]) / 400), 0.08, color="black", lw=0))
     ax.axhline(0.5, color="grey", lw=0.6, ls="--")
-    ax.set(xlim=(pos[0], pos[-1]), ylim=(-0.15, 1.02), xlabel="position (bp)", ylabel="P(exonic)", title=title)
+    ax.set(xlim=(pos[0], pos[-1]), ylim=(-0.15, 1.02), ylabel="P(exonic)", title=title)
     ax.legend(fontsize=8, loc="upper right")
     return ax
 
