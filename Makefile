@@ -13,7 +13,7 @@ RUN := $(PY) -m evo2kit.tutorial.runner $(if $(THREADS),--threads $(THREADS))
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 QUIET_PIP := grep -v 'is ignored: it is neither' || true
 
-.PHONY: setup tutorial smoke test bench clean lab docs docs-check
+.PHONY: setup tutorial smoke test test-fast bench clean lab docs docs-check
 
 setup: $(STAMP)
 
@@ -35,6 +35,12 @@ smoke: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# The working loop: every test but those marked slow (the notebook runs, the site, JupyterLab, torchrun,
+# kill -9 and vortex parity checks): a few minutes. CI runs make test.
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow"
 
 # JupyterLab on notebooks/ with the python3 kernel. jupytext's server extension (enabled in the venv
 # by installing jupytext) opens the .py notebooks and saves each .ipynb and its .py twin together.

@@ -40,8 +40,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 import evo2kit
-from evo2kit.data import fasta, registry, windows
-from evo2kit.data.brca1 import load_brca1
+from evo2kit.data import fasta, registry
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2
 from evo2kit.tutorial.context import context
 from evo2kit.tutorial.metrics import record_metrics
@@ -186,7 +186,7 @@ bpe.train_from_iterator(chunks, trainers.BpeTrainer(vocab_size=bpe_vocab_size, s
 del chr20
 
 brca1 = load_brca1()
-ref_seqs, var_seqs, ref_index = windows.variant_windows(brca1.iloc[:1], window)
+ref_seqs, var_seqs, ref_index = brca1_windows(brca1.iloc[:1], window)
 ref_w, var_w = ref_seqs[0], var_seqs[0]
 ref_bpe, var_bpe = bpe.encode(ref_w), bpe.encode(var_w)
 bases_per_token = len(ref_w) / len(ref_bpe.ids)

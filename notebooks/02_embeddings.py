@@ -55,8 +55,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from evo2kit.analysis import embeddings, probes
-from evo2kit.data.brca1 import stratified_subset
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows, stratified_subset
 from evo2kit.tutorial.context import context
 from evo2kit.tutorial.metrics import record_metrics
 
@@ -137,7 +136,7 @@ pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} fo
 
 # %%
 sub = stratified_subset(df, n_pooling, seed=seed).index.to_numpy()
-sub_windows = variant_windows(df.iloc[sub], window)
+sub_windows = brca1_windows(df.iloc[sub], window)
 poolings = {"mean": "mean", "last": "last", "at variant": "position", f"±{window_k} bp": f"window:{window_k}"}
 four = embeddings.variant_features(model, sub_windows, [mid], pooling=list(poolings.values()),
                                    batch_size=batch_size)[mid]
@@ -212,7 +211,7 @@ plt.show()
 # first few variants, timed, and checked to give the same numbers.
 
 # %%
-tw = variant_windows(df.head(n_timing), window)
+tw = brca1_windows(df.head(n_timing), window)
 refs_per_variant = [tw.ref_seqs[j] for j in tw.ref_index]
 t0 = time.perf_counter()
 recipe = embeddings.per_layer_recipe(model, refs_per_variant + list(tw.var_seqs), layers, batch_size)

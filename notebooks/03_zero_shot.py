@@ -45,8 +45,7 @@ import seaborn as sns
 
 from evo2kit.analysis.stats import auroc_ci
 from evo2kit.analysis.zero_shot import variant_deltas
-from evo2kit.data import windows
-from evo2kit.data.brca1 import load_brca1, stratified_subset
+from evo2kit.data.brca1 import brca1_windows, load_brca1, stratified_subset
 from evo2kit.tutorial import plots
 from evo2kit.tutorial.context import context
 from evo2kit.tutorial.metrics import record_metrics
@@ -78,7 +77,7 @@ variants.head()
 # (`ref_index` maps every variant to its reference window), which saves a large part of the work.
 
 # %%
-ref_seqs, var_seqs, ref_index = windows.variant_windows(variants, window)
+ref_seqs, var_seqs, ref_index = brca1_windows(variants, window)
 print(f"{len(var_seqs)} variant windows share {len(ref_seqs)} unique reference windows of {window} bp")
 
 t0 = time.time()

@@ -48,6 +48,7 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
         evo2kit.load_model()
 
 
+@pytest.mark.slow
 def test_bundled_model_beats_base_composition_on_held_out_chr22(real_dir):
     """Cross-entropy on 40 held-out chr22 blocks must beat the order-0 entropy of the same
     positions by 0.15 bits/base. Measured for the shipped weights: 1.759 against 1.985 (an

@@ -4,7 +4,7 @@ by, optionally into a resumable on-disk store.
     model = evo2kit.load_model()
     feats = extract(model, seqs, ["blocks.3.mlp.l3", "blocks.7.mlp.l3"])   # {layer: (N, d)}
     feats = extract(model, seqs, model.layer_names, out="emb/")            # memmaps, resumable
-    vf = variant_features(model, variant_windows(df, 2048), ["blocks.7.mlp.l3"], pooling="window:8")
+    vf = variant_features(model, brca1_windows(df, 2048), ["blocks.7.mlp.l3"], pooling="window:8")
     X = probe_features(vf["blocks.7.mlp.l3"]["ref"], vf["blocks.7.mlp.l3"]["var"], kind="diff")
 
 Pooling, over each sequence's real tokens only (padding never enters):
@@ -44,8 +44,8 @@ from tqdm import tqdm
 from evo2kit.analysis import prefix
 from evo2kit.analysis.store import STORE_FORMAT, Store
 from evo2kit.api import Evo2Model
-from evo2kit.data.brca1 import load_brca1, stratified_subset
-from evo2kit.data.windows import VariantWindows, variant_windows
+from evo2kit.data.brca1 import brca1_variants, brca1_windows
+from evo2kit.data.variants import VariantWindows
 from evo2kit.distributed import rank_world
 from evo2kit.files import output_dir, sha256_json, sha256_lines
 from evo2kit.model.tokenizer import sequence_list, validate_sequence
@@ -398,8 +398,8 @@ def brca1_embeddings(model: Evo2Model, *, window: int, n_variants: int | None = 
     ``store_root/<store_name(...)>`` (store_root None: ``output_dir()/embeddings``). A call with the
     same settings reads that store (resuming it if cut short); any setting that changes the
     content names another store."""
-    df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
-    windows = variant_windows(df, window)
+    df = brca1_variants(n_variants, seed)
+    windows = brca1_windows(df, window)
     blocks = range(model.config.num_layers) if layer_ids is None else layer_ids
     layers = [layer_name.format(i=i) for i in blocks]
     store = Path(store_root or output_dir() / "embeddings") / store_name(model, windows, layers, pooling, batch_size)

@@ -40,8 +40,7 @@ from tqdm import tqdm
 from evo2kit.analysis import embeddings, zero_shot
 from evo2kit.analysis.store import StoreLock
 from evo2kit.cli import ArgumentParser, UsageError, exit_status_help, run_main
-from evo2kit.data.variants import Genome, read_table, read_variants, variant_windows
-from evo2kit.data.windows import VariantWindows
+from evo2kit.data.variants import Genome, VariantWindows, read_table, read_variants, variant_windows
 from evo2kit.distributed import rank_world, torchrun_group
 from evo2kit.files import atomic_write
 
@@ -81,7 +80,7 @@ def score_variants(model, df: pd.DataFrame, genome: Genome, window: int = 8192, 
     ``store_row`` (see the module docstring). ``work``: the folder of resumable parts and of the
     embedding store (required with ``layers`` or under torchrun; None computes everything in memory).
     """
-    zero_shot._check_strands(strands)
+    zero_shot.check_strands(strands)
     if part_size < 1:
         raise ValueError(f"part_size must be >= 1, got {part_size}")
     cut = variant_windows(df, genome, window, skip_bad=skip_bad)

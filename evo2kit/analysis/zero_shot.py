@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from evo2kit.analysis import prefix
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows
 from evo2kit.files import atomic_write, sha256_json, sha256_lines
 from evo2kit.model.tokenizer import reverse_complement as reverse_complement_of
 
@@ -114,8 +114,8 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
     scored any strand in this call (False: every strand came from the cache, so its time says
     nothing). ``shared_prefix``, ``chunk_size``: see :func:`delta_likelihood` (each variant window
     continues its reference's state at the SNV)."""
-    _check_strands(strands)
-    windows = variant_windows(df, window, region)
+    check_strands(strands)
+    windows = brca1_windows(df, window, region)
     computed: list[str] = []
     deltas = window_deltas(model, windows, batch_size, strands, cache, computed=computed,
                            shared_prefix=shared_prefix, chunk_size=chunk_size)
@@ -133,7 +133,7 @@ def window_deltas(model, windows, batch_size: int = 8, strands: str = "+",
     ref_index)`` tuple, from BRCA1 or from ``evo2kit.variants``), per strand in ``strands``;
     ``cache``, ``shared_prefix`` and ``chunk_size`` as in :func:`variant_deltas`; the strands the
     model scored (not read from the cache) are appended to ``computed`` when given."""
-    _check_strands(strands)
+    check_strands(strands)
     ref_seqs, var_seqs, ref_index = windows
     computed = [] if computed is None else computed  # strands scored by the model here, not read from the cache
     shared = shared_prefix and prefix.supports(model)
@@ -156,7 +156,8 @@ def window_deltas(model, windows, batch_size: int = 8, strands: str = "+",
     return {s: strand(s) for s in dict.fromkeys(strands)}
 
 
-def _check_strands(strands) -> None:
+def check_strands(strands) -> None:
+    """Raise ValueError unless ``strands`` is '+', '-' or '+-'."""
     if not isinstance(strands, str) or not strands or set(strands) - {"+", "-"}:
         raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
 

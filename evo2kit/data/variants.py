@@ -45,6 +45,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,6 @@ import pandas as pd
 from evo2kit.cli import DataError, few
 from evo2kit.data.fasta import is_gzip, open_text
 from evo2kit.data.registry import DATASETS, data_dir, fetch
-from evo2kit.data.windows import VariantWindows
 from evo2kit.files import cache_dir
 
 VARIANT_COLUMNS = ("chrom", "pos", "ref", "alt")
@@ -269,6 +269,25 @@ def contig_key(name: str) -> str:
     return "MT" if key == "M" else key
 
 
+@dataclass
+class VariantWindows:
+    """Reference/variant windows; unpacks as ``ref_seqs, var_seqs, ref_index = vw``.
+
+    ref_seqs: unique reference windows (by (start, end)), in order of first use.
+    var_seqs: one variant window per input row (reference window with the SNV substituted).
+    ref_index: int64 (n_variants,), ``ref_seqs[ref_index[i]]`` is variant i's reference.
+    var_pos_in_window: int64 (n_variants,), index of the SNV within its window.
+    """
+
+    ref_seqs: list[str]
+    var_seqs: list[str]
+    ref_index: np.ndarray
+    var_pos_in_window: np.ndarray
+
+    def __iter__(self) -> Iterator:
+        return iter((self.ref_seqs, self.var_seqs, self.ref_index))
+
+
 @dataclass(frozen=True)
 class Record:
     """A FASTA record: ``name`` in the file, the ``contig`` it belongs to, ``start`` (1-based
@@ -302,6 +321,16 @@ class Genome:
             self.records.append(Record(name, m[1] if region else name, int(m[2]) if region else 1, length))
         if not self.records:
             raise DataError(f"{self.path}: no FASTA records")
+
+    @classmethod
+    def from_sequence(cls, seq: str, contig: str, start: int = 1) -> "Genome":
+        """A one-record genome held in memory: ``seq`` is ``contig`` from 1-based position ``start`` on
+        (a region cut from a chromosome, such as the BRCA1 region)."""
+        genome = cls.__new__(cls)
+        name = f"{contig}:{start}-{start + len(seq) - 1}"
+        genome.path, genome.fasta = Path(name), {name: seq.upper()}
+        genome.records = [Record(name, contig, start, len(seq))]
+        return genome
 
     def __repr__(self) -> str:
         return f"Genome({str(self.path)!r}, {len(self.records)} records)"

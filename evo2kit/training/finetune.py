@@ -62,11 +62,10 @@ def brca1_task(tokenizer, window: int, n_variants: int | None = None, seed: int 
     """Notebook 04's variants (``n_variants`` drawn class-stratified with ``seed``, or all), windows and
     split grouped by genomic position (blocks of ``group_bp`` bases, ``split_seed``): the same test set."""
     from evo2kit.analysis.probes import grouped_split
-    from evo2kit.data.brca1 import load_brca1, stratified_subset
-    from evo2kit.data.windows import variant_windows
+    from evo2kit.data.brca1 import brca1_variants, brca1_windows
 
-    df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
-    windows = variant_windows(df, window)
+    df = brca1_variants(n_variants, seed)
+    windows = brca1_windows(df, window)
     lengths = {len(s) for s in [*windows.ref_seqs, *windows.var_seqs]}
     if len(lengths) != 1:
         raise ValueError(f"windows of {sorted(lengths)} bp: fine-tuning batches need windows of one length")

@@ -265,11 +265,11 @@ def brca1_check(model: StripedHyena2, step: int, tokens: int, csv_path: Path, wi
     from evo2kit.analysis.stats import auroc_ci, mean_difference_ci
     from evo2kit.analysis.zero_shot import variant_deltas
     from evo2kit.api import Evo2Model
-    from evo2kit.data.brca1 import load_brca1, stratified_subset
+    from evo2kit.data.brca1 import brca1_variants
 
     was = model.training
     model.eval()
-    df = stratified_subset(load_brca1(), n_variants, seed=0)
+    df = brca1_variants(n_variants, seed=0)
     table = variant_deltas(Evo2Model(model, "training"), df, window)
     auroc, lo, hi = auroc_ci(table["class"] == "LOF", -table["delta"])
     by = table.groupby("consequence")["delta"].mean() * 1e3

@@ -26,6 +26,8 @@ import torch
 import evo2kit
 from evo2kit.checkpoints import rehearsal
 
+pytestmark = pytest.mark.slow  # each test runs a Python process against a local Hub server
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = hashlib.sha1(b"evo2kit test hub").hexdigest()
 

@@ -23,10 +23,9 @@ import pandas as pd
 import pytest
 
 from evo2kit.data import registry
-from evo2kit.data.brca1 import load_brca1
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 from evo2kit.data.fasta import read_deb_fastas, read_fasta, read_fasta_first
 from evo2kit.data.registry import DATASETS, TRAINING_EXTRAS, DataIntegrityError, Dataset, fetch, sha256_seq, verify
-from evo2kit.data.windows import variant_windows
 from evo2kit.files import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -348,7 +347,7 @@ def _other(base: str) -> str:
 
 def test_variant_windows_semantics():
     df = _variants((20, _other(REGION[20])), (20, "G" if REGION[20] != "G" else "T"), (50, _other(REGION[50])))
-    vw = variant_windows(df, window=10, region=REGION, region_start=REGION_START)
+    vw = brca1_windows(df, window=10, region=REGION, region_start=REGION_START)
     ref_seqs, var_seqs, ref_index = vw  # unpacks as the 3-tuple
     assert ref_seqs == [REGION[15:25], REGION[45:55]]
     assert ref_index.tolist() == [0, 0, 1] and ref_index.dtype == np.int64
@@ -365,7 +364,7 @@ def test_variant_windows_reference_mismatch_lists_each_variant():
                                                 for p, w in wrong.items()))
     df.index = [7, 8, 9]
     with pytest.raises(ValueError) as e:
-        variant_windows(df, window=10, region=REGION, region_start=REGION_START)
+        brca1_windows(df, window=10, region=REGION, region_start=REGION_START)
     msg = str(e.value)
     assert "2 reference mismatch" in msg
     for row, p in ((8, 30), (9, 40)):
@@ -376,10 +375,10 @@ def test_variant_windows_reference_mismatch_lists_each_variant():
 def test_variant_windows_off_edge_error_and_clip():
     df = _variants((2, _other(REGION[2])), (97, _other(REGION[97])), (3, _other(REGION[3])), (50, _other(REGION[50])))
     with pytest.raises(ValueError) as e:
-        variant_windows(df, window=10, region=REGION, region_start=REGION_START)
+        brca1_windows(df, window=10, region=REGION, region_start=REGION_START)
     msg = str(e.value)
     assert "3 variant(s)" in msg and f"pos {REGION_START + 2}" in msg and "clip=True" in msg
-    vw = variant_windows(df, window=10, region=REGION, region_start=REGION_START, clip=True)
+    vw = brca1_windows(df, window=10, region=REGION, region_start=REGION_START, clip=True)
     assert vw.ref_seqs[:2] == [REGION[0:7], REGION[92:100]]  # notebook: truncated windows
     assert vw.var_pos_in_window.tolist() == [2, 5, 3, 5]
     assert [len(vw.ref_seqs[i]) for i in vw.ref_index] == [7, 8, 8, 10]
@@ -389,15 +388,15 @@ def test_variant_windows_off_edge_error_and_clip():
 
 def test_variant_windows_other_errors():
     with pytest.raises(ValueError, match="outside the region"):
-        variant_windows(_variants((20, "A")).assign(pos=REGION_START + 100), 10, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, "A")).assign(pos=REGION_START + 100), 10, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match="not SNVs"):
-        variant_windows(_variants((20, REGION[20], "AC")), 10, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, REGION[20], "AC")), 10, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match="not SNVs"):
-        variant_windows(_variants((20, REGION[20])), 10, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, REGION[20])), 10, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match="even"):
-        variant_windows(_variants((20, "A")), 9, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, "A")), 9, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match=r"\['alt'\]"):
-        variant_windows(pd.DataFrame({"pos": [1], "ref": ["A"]}), 10, REGION)
+        brca1_windows(pd.DataFrame({"pos": [1], "ref": ["A"]}), 10, REGION)
 
 
 # ----------------------------------------------------------------------------- real data
@@ -434,7 +433,7 @@ def test_real_brca1_counts(brca1_df):
 
 
 def test_real_windows_8192(real_env, brca1_df):
-    vw = variant_windows(brca1_df)  # region fetched; raises on any reference mismatch
+    vw = brca1_windows(brca1_df)  # region fetched; raises on any reference mismatch
     assert len(vw.ref_seqs) == 1326 and len(vw.var_seqs) == 3893
     assert {len(s) for s in vw.ref_seqs} == {8192}
     assert set(vw.var_pos_in_window.tolist()) == {4096}

@@ -209,6 +209,7 @@ def test_indel_deltas_are_the_scores_of_their_windows(fasta, tmp_path, tiny):
         assert table.loc[i, "delta"] == pytest.approx((plus + minus) / 2, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_deltas_equal_notebook_03_on_brca1(real_dir, tmp_path, tiny):
     brca1 = load_brca1()
     few = brca1.iloc[list(range(0, 3893, 400))]  # 10 SNVs along the gene

@@ -57,6 +57,7 @@ def token_ids(batch: int, length: int, seed: int) -> torch.Tensor:
     return acgtn[torch.randint(0, 5, (batch, length), generator=g)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PARITY))
 def test_fp32_bit_parity_with_vortex(name):
     make, length = PARITY[name]
@@ -131,6 +132,7 @@ CHUNKINGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunking", list(CHUNKINGS))
 def test_chunked_forward_equals_whole_forward(chunking):
     model = small_model()

@@ -102,6 +102,7 @@ def test_random_state_dict_is_deterministic_and_well_scaled():
 # ------------------------------------------------------------------------ checkpoint layout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,dtype", CASES, ids=CASE_IDS)
 def test_state_dict_layout_matches_vortex(built, name, dtype):
     cfg, meta, ref = built(name, dtype)

@@ -139,6 +139,7 @@ def toy_task(n: int = 24, length: int = 32, seed: int = 0) -> finetune.VariantTa
                                 tok.encode_batch(vars_)[0], ref_index, np.full(n, mid), split)
 
 
+@pytest.mark.slow
 def test_lora_leaves_base_weights_untouched_and_its_adapter_reloads(tmp_path):
     base = Evo2Model(tiny_model(), "finetune-test")
     before = {k: v.clone() for k, v in base.model.state_dict().items()}
@@ -180,6 +181,7 @@ SLOW_FIT = textwrap.dedent("""
 FIT = finetune.FitConfig(epochs=4, batch_size=4, lr=1e-2, backbone_lr=1e-3, warmup=2, checkpoint_minutes=0.0)
 
 
+@pytest.mark.slow
 def test_fit_resumes_after_sigkill_as_if_never_interrupted(tmp_path):
     task = toy_task()
     reference = finetune.VariantClassifier(Evo2Model(tiny_model(), "finetune-test"), "blocks.2.mlp.l3", mode="full")

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
 from bs4 import BeautifulSoup
 
 from evo2kit.tutorial import docs, runner
@@ -44,6 +45,7 @@ def site_problems(site: Path) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_site_of_the_smoke_run(smoke_run, tmp_path):
     _, run_dir = smoke_run
     site = docs.build_site(run_dir, tmp_path / "site")

@@ -76,6 +76,7 @@ def test_check_metrics_statuses():
     assert {r["metric"]: r["status"] for r in rows} == {"a": "pass", "b": "FAIL", "c": "MISSING", "d": "unchecked"}
 
 
+@pytest.mark.slow
 def test_smoke_profile_runs_and_metrics_in_range(smoke_run):
     status, outdir = smoke_run
     summary = json.loads((outdir / "metrics.json").read_text())["metrics"]
@@ -254,6 +255,7 @@ def test_rehearsal_sets_every_parameter_the_gpu_profiles_set():
             assert not missing, (profile, stem, missing)
 
 
+@pytest.mark.slow
 def test_official_format_rehearsal_runs_every_notebook_through_the_published_loading_path(real_dir, tmp_path):
     """Notebook 00 writes a random-weight checkpoint in the official layout (FP8 metadata,
     column-split Wqkv, unembed.weight, the file in three parts), 01-05 load it as the gpu profiles
