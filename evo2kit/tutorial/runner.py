@@ -113,7 +113,7 @@ def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> Non
     """Raise UsageError for an override that is neither a run setting (``evo2kit.tutorial.context.SETTINGS``,
     whose value is checked here) nor a parameter some notebook of ``declared`` ({stem: {name: type name}})
     declares, or whose value does not fit the type of a notebook's default (None: anything goes)."""
-    known = sorted({name for params in declared.values() for name in params} | set(SETTINGS))
+    known = sorted({name for params in declared.values() for name in params})
     for key, value in overrides.items():
         if key in SETTINGS:
             try:
@@ -122,10 +122,10 @@ def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> Non
                 raise UsageError(f"--set {key}={value!r}: {e}") from None
             continue
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
+            close = difflib.get_close_matches(key, known + list(SETTINGS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"--set {key}: no selected notebook declares a parameter {key!r}{hint}; "
-                             f"they declare {', '.join(known)}")
+                             f"they declare {', '.join(known)}; the run settings are {', '.join(SETTINGS)}")
         for stem, params in declared.items():
             want = params.get(key, "None")
             ok = _ACCEPTS.get(want)

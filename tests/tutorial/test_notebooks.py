@@ -343,6 +343,8 @@ def test_command_line_usage_errors_are_one_line_with_exit_status_64(tmp_path, ca
                                                       "a default of type int, this value is of type str"),
         (["--profile", "p", "--set", "x"], "--set expects KEY=VALUE, got 'x'"),
         (["--profile", "p", "--set", "x=[1,"], "--set 'x=[1,': the value is not valid YAML"),
+        (["--profile", "p", "--set", "dtype=fp16"], "--set dtype='fp16': dtype 'fp16' is not supported"),
+        (["--profile", "p", "--set", "backend=jax"], "--set backend='jax': backend must be one of torch, vortex"),
         (["--profile", "p", "--threads", "two"], "argument --threads: invalid int value: 'two'"),
         (["--no-such-option"], "unrecognized arguments: --no-such-option"),
     ]:
@@ -378,3 +380,23 @@ def test_set_of_a_declared_parameter_runs_with_status_0(tmp_path):
     from evo2kit.tutorial.metrics import read_metrics
 
     assert read_metrics(tmp_path / "build" / "p" / "metrics")["00_tiny"]["x"] == 3
+
+
+def test_run_settings_reach_the_notebooks_context_and_only_that_notebook(tmp_path, monkeypatch):
+    """A profile's run setting (dtype, for one notebook) and a --set one (device) reach the
+    kernel's context through its environment, are gone after the notebook, and are not injected as
+    parameters (the parameters cell does not declare them)."""
+    for name in ("EVO2KIT_DTYPE", "EVO2KIT_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    body = ("import torch\nfrom evo2kit.tutorial.context import context\nfrom evo2kit.tutorial.metrics import "
+            "record_metrics\nrun = context()\nrecord_metrics('00_tiny', {'bf16': float(run.dtype == torch.bfloat16), "
+            "'cpu': float(run.device.type == 'cpu'), 'x': x})\n")
+    nbdir = _tiny_notebook_dir(tmp_path, body, "profiles:\n  p:\n    00_tiny: {dtype: bfloat16, x: 2}\n", "{}\n")
+    assert runner.main(["--notebooks-dir", str(nbdir), "--out", str(tmp_path / "build"), "--profile", "p",
+                        "--set", "device=cpu"]) == 0
+    from evo2kit.tutorial.metrics import read_metrics
+
+    assert read_metrics(tmp_path / "build" / "p" / "metrics")["00_tiny"] == {"bf16": 1.0, "cpu": 1.0, "x": 2}
+    assert "EVO2KIT_DTYPE" not in os.environ and "EVO2KIT_DEVICE" not in os.environ
+    recorded = json.loads((tmp_path / "build" / "p" / "parameters" / "00_tiny.json").read_text())
+    assert recorded == {"x": 2}, "run settings are not parameters"
