@@ -82,7 +82,7 @@ def test_smoke_profile_runs_and_metrics_in_range(smoke_run):
     summary = json.loads((outdir / "metrics.json").read_text())["metrics"]
     bad = [f"{r['notebook']}:{r['metric']}={r['value']} expected [{r['min']}, {r['max']}] ({r['status']})"
            for r in summary if r["status"] in ("FAIL", "MISSING")]
-    assert status == 0, f"runner exit status {status}; see {outdir}; " + "; ".join(bad)
+    assert status == 0, f"runner exit status {status}; see {outdir.parent / 'runner.log'}; " + "; ".join(bad)
     assert not bad
     from evo2kit.tutorial.metrics import notebook_metrics, read_metrics
 
