@@ -49,7 +49,7 @@ def test_forward_pass_equals_a_plain_computation_on_a_few_hundred_bases_of_each_
     assert got_dtype == dtype
     for seq, loss, accuracy in zip(seqs, losses, accuracies):
         plain_loss, plain_accuracy = plain_metrics(model, seq, getattr(torch, dtype))
-        assert accuracy == pytest.approx(plain_accuracy, abs=1e-9)  # the same argmaxes
+        assert accuracy == pytest.approx(plain_accuracy, abs=1e-6)  # the same argmaxes (one differing: 1/299)
         if dtype == "float32":
             assert loss == pytest.approx(plain_loss, abs=2e-6)
         else:  # the loss is a bfloat16 number, as Arc's is for a bfloat16 model: one bfloat16 step apart at most
