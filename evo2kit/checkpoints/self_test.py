@@ -191,16 +191,17 @@ def usual_causes(name: str, loss: float, accuracy: float, dtype: str) -> list[st
                       "taken in the logits' dtype, as Arc does)")
     if name in PUBLISHED_CHECKPOINTS and PUBLISHED_CHECKPOINTS[name].fp8:
         causes.append("FP8 input projections off (fp8='off', or a config without use_fp8_input_projections): "
-                      "ArcInstitute/evo2 #132 reports 20-30% accuracy for the 1B and 40B without FP8, and #157 a "
-                      "1B at loss 1.248 instead of 0.502")
+                      "ArcInstitute/evo2 #132 reports 20-30% accuracy for the 1B and 40B without FP8")
         if "1b" in name:
-            causes.append("FP8 with another accumulation than the published run's (BioNeMo: the 1B's NLL moves "
-                          "from 1.076 on an H200 to 1.085 on a B300, beyond this tolerance though nearly right)")
+            causes.append("FP8 run otherwise than in the published run (#157: a 1B on a Blackwell GPU with "
+                          "Transformer Engine at loss 1.248 instead of 0.502; BioNeMo: the 1B's NLL 1.085 on a B300 "
+                          "against 1.076 on an H200, a shift beyond this tolerance for a nearly right model)")
         else:
-            causes.append("FP8 without Hopper's fast accumulation (fp8='emulate', or 'auto' on a GPU that is not "
-                          "Hopper): BioNeMo measured the 40B at NLL 1.79 with exact accumulation and 1.70 in "
-                          "bfloat16 without FP8, against 0.922" + (" (the 20B is expected to behave alike)"
-                                                                   if "20b" in name else ""))
+            causes.append("FP8 without Hopper's fast accumulation (fp8='emulate', or 'auto' on CPU or a GPU of "
+                          "compute capability below 8.9, both emulated with exact accumulation, or a GPU that "
+                          "accumulates otherwise, such as Blackwell): BioNeMo measured the 40B at NLL 1.79 with exact "
+                          "accumulation and 1.70 in bfloat16 without FP8, against 0.922"
+                          + (" (the 20B is expected to behave alike)" if "20b" in name else ""))
     elif name in PUBLISHED_SELF_TEST:  # the 7B checkpoints: published runs with Transformer Engine's FP8
         causes.append("FP8 input projections unlike the published run (fp8='auto' runs the 7B without FP8, as "
                       "evo2 does without Transformer Engine; fp8='emulate' runs them in FP8, as evo2 does with it)")

@@ -130,8 +130,9 @@ def test_a_mismatch_names_the_usual_causes_for_that_checkpoint():
     assert r.verdict.startswith("evo2_1b_base does NOT match the published values")
     assert "FP8 input projections off" in r.verdict and "#132" in r.verdict
     assert "B300" in r.verdict and "Hopper" not in r.verdict  # the 1B needs FP8 casts, not Hopper's accumulation
+    assert "#157" in r.verdict  # FP8 run otherwise: a Blackwell GPU
     r = judge("evo2_40b", 0.5, 0.8)
-    assert "Hopper's fast accumulation" in r.verdict and "1.70 in bfloat16" in r.verdict
+    assert "Hopper's fast accumulation" in r.verdict and "1.70 in bfloat16" in r.verdict and one_sentence(r.verdict)
     r = judge("evo2_7b", 0.36, 0.85)
     assert "fp8='emulate'" in r.verdict and "#132" not in r.verdict  # the 7B runs in bfloat16 without FP8
     assert "the weights of another checkpoint under this name" in r.verdict
