@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 import torch
 
+from evo2kit.checkpoints import self_test as self_testing  # the module: load_model's flag shares the name
 from evo2kit.checkpoints.official import (
     PUBLISHED_CHECKPOINTS,
     LoadReport,
@@ -60,6 +61,7 @@ class Evo2Model:
         self.tokenizer = CharLevelTokenizer(512)
         self.name = name
         self.weights_sha256 = weights_sha256
+        self.self_test_result: self_testing.SelfTestResult | None = None  # set by load_model(..., self_test=True)
 
     @property
     def config(self) -> Evo2Config:
@@ -361,7 +363,7 @@ def resolve_fp8(config: Evo2Config, fp8: str) -> tuple[Evo2Config, str | None, l
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
                device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-               fp8: str = "auto", random_weights: bool = False, device_map=None):
+               fp8: str = "auto", random_weights: bool = False, device_map=None, self_test: bool = False):
     """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
@@ -381,10 +383,13 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     without a checkpoint use unit FP8 scales. Official checkpoints are memory-mapped and their
     tensors assigned to a model built on the meta device: host memory peaks near the file
     size when dtype matches the file's (plus the converted copy when it does not).
-    ``model.load_report`` says what the checkpoint loader did.
+    ``model.load_report`` says what the checkpoint loader did. self_test: run Evo 2's own
+    self-test after loading (``evo2kit.self_test``: 4 forward passes of 6-8 kb) and keep its result as
+    ``model.self_test_result``; a model that does not match its checkpoint's published (or
+    recorded) values raises a warning saying so and why that usually happens.
     """
     if backend == "vortex":
-        return _load_vortex(name_or_config, local_path)
+        return _checked(_load_vortex(name_or_config, local_path), str(name_or_config), self_test)
     if backend != "torch":
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
     dtype = resolve_dtype(dtype)
@@ -417,7 +422,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
                                           fp8_backend=fp8_mode or "emulate", block_devices=block_devices)
         report.notes += notes
         model.load_report = report
-        return Evo2Model(model, name, sha)
+        return _checked(Evo2Model(model, name, sha), name, self_test)
     else:
         config, fp8_mode, _ = resolve_fp8(config, fp8)
         with torch.device(device):  # built where it runs; on "meta": shapes only, no memory
@@ -430,7 +435,17 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     for m in model.modules():
         if fp8_mode and isinstance(m, FP8Linear):
             m.backend = backend_for(fp8_mode, m.weight.device)
-    return Evo2Model(model, name, sha)
+    return _checked(Evo2Model(model, name, sha), name, self_test)
+
+
+def _checked(model, name: str, self_test: bool):
+    """``model``, with Evo 2's self-test run and kept as ``model.self_test_result`` when asked; a
+    mismatch warns with the verdict."""
+    if self_test:
+        model.self_test_result = self_testing.self_test(model, name=name)
+        if model.self_test_result.matches is False:
+            warnings.warn(model.self_test_result.verdict, stacklevel=3)
+    return model
 
 
 def _load_bundled(name: str) -> tuple[StripedHyena2, str]:

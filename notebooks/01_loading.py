@@ -263,6 +263,29 @@ gc_generated = (new.count("G") + new.count("C")) / len(new)
 gc_prompt = (prompt.count("G") + prompt.count("C")) / len(prompt)
 print(f"GC content: prompt {gc_prompt:.2f}, generated {gc_generated:.2f}")
 
+# %% [markdown]
+# ## 8 · Is my model right?
+#
+# A model can load, run and still be wrong. The Evo 2 1B, 20B and 40B were trained with FP8 input
+# projections: without them, or on hardware that rounds them differently, they still produce
+# logits, just worse ones (20-30% next-token accuracy instead of ~80-92%, ArcInstitute/evo2 issues
+# #132 and #157). Evo 2's repository ships its own check, `evo2/test/test_evo2.py`: four sequences
+# (the human L1RE2 retrotransposon, the E. coli lac region, a mammoth and a human mitochondrion;
+# 6-7.6 kb) go through the model, and the mean next-token cross-entropy (natural log) and argmax
+# accuracy are compared with the values published for that checkpoint, to 1e-3 on the loss.
+# `evo2kit.self_test(model)` runs it the same way and says in one sentence whether the model
+# matches and, if not, what usually causes that for this checkpoint;
+# `evo2kit.load_model(..., self_test=True)` does it at load time and warns on a mismatch.
+# `evo2kit-tiny` is not Evo 2: its reference is its own values, recorded here in float32 on CPU
+# (loss 1.3587, accuracy 32.666%: near chance, as these sequences, bar L1RE2, are far from the
+# human chromosomes it was trained on). The random-weight rehearsal model has no reference.
+
+# %%
+check = evo2kit.self_test(model)
+print(check)
+print(f"{sum(check.lengths):,} bases in {check.seconds:.1f}s")
+check.table().round(4)
+
 # %%
 record_metrics("01_loading", {
     "padding_max_abs_diff": pad_diff,
@@ -272,6 +295,9 @@ record_metrics("01_loading", {
     "score_real_minus_shuffled": real_score - shuffled_score,
     "generated_bases": len(new),
     "generated_gc": gc_generated,
+    "self_test_loss": check.loss,
+    "self_test_accuracy": check.accuracy,
+    "self_test_seconds": check.seconds,
     **({"load_dropped_keys": len(report.dropped), "load_permuted_wqkv": len(report.permuted_wqkv),
         "load_converted_tensors": sum(report.converted.values()), "load_fp8_blocks": len(report.fp8_scales)}
        if report is not None else {}),

@@ -89,6 +89,12 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
             "GRCh38 chr17:42,425,000-43,600,000 (plus strand, 1,175,001 bp) around BRCA1 "
             "(GRCh38, not hg19)."),
+    Dataset("evo2_prompts", "evo2_repo/test/prompts.csv",
+            "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/evo2/test/data/prompts.csv",
+            "file_sha256", "371015ef6e1c87bfa2cfe548e3025230f0fdd1a2b63af8a7e110b84341e0493c",
+            "The 4 sequences of Evo 2's own forward-pass self-test (ArcInstitute/evo2 evo2/test/test_evo2.py, "
+            "Apache-2.0; columns Sequence, Name, Percent: L1RE2, the E. coli lac region, mammoth and human "
+            "mitochondrion, 6,160-7,616 bp)."),
 ]}
 
 

