@@ -192,9 +192,9 @@ record_metrics("00_setup", {
 #   1.40 M for `evo2kit-tiny`, 1.108 B for Evo 2 1B, 6.58 B for Evo 2 7B, 41.1 B for Evo 2 40B.
 # - **Fits** compares weights plus `activation_margin` with this machine's memory: a lower bound
 #   on what a run needs (long sequences need more, notebook 05). "Fits" means the weights can be
-#   held, not that the model runs at a useful speed: on 2 CPU cores even the 1B would take days
-#   for what notebook 03 does, so the `smoke` and `cpu` profiles use the bundled model, and the
-#   published models run under the gpu profiles, where the memory compared is the GPU's.
+#   held, not that the model runs at a useful speed: on a machine without a GPU only the bundled
+#   model does, which is why the `smoke` and `cpu` profiles use it; the published models run
+#   under the gpu profiles, where the memory compared is the GPU's.
 
 # %% [markdown]
 # ## Exercises

@@ -310,9 +310,10 @@ record_metrics("01_loading", {
 # - **Scores**: on `evo2kit-tiny` the BRCA1 window scores -1.05 nats/base in the `cpu` run
 #   (8,192 bp; -1.07 in `smoke`, 2,048 bp), above the uniform -1.386, and its own bases shuffled
 #   score -1.43, below uniform: the model has learnt local structure of DNA beyond composition,
-#   and it is confidently wrong where that structure is missing. That is not the same as knowing
-#   what a variant does (notebook 03). On an Evo 2 checkpoint the same cells give that model's
-#   numbers; compare them with the shuffled baseline, not with each other across windows.
+#   and where that structure is missing its predictions are worse than a uniform guess. That is
+#   not the same as knowing what a variant does (notebook 03). On an Evo 2 checkpoint the same
+#   cells give that model's numbers; compare them with the shuffled baseline, not with each other
+#   across windows.
 # - **Generation** shows the mechanics (sampling, `top_k`, `temperature`). In the `cpu` run the
 #   300 generated bases have a GC content of 0.49 against the prompt's 0.44. A GC content far from
 #   the prompt's would show a model that has not even learnt composition; a close one says

@@ -29,8 +29,8 @@
 # - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
 #   `gpu-evo2_40b` run it).
 # - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base` (all 25
-#   `blocks.{i}.pre_norm`), `evo2_7b` (every block's `mlp.l3`) or `evo2_40b` (every fifth block)
-#   under those gpu profiles, at 8,192 bp.
+#   `blocks.{i}.pre_norm`), `evo2_7b` (every block's `mlp.l3`) or `evo2_40b` (11 blocks: every
+#   fifth and the last) under those gpu profiles, at 8,192 bp.
 #
 # A language model reads a DNA sequence one base at a time. Inside, every base becomes a
 # vector of numbers (its *embedding*, or *hidden state*) at every layer of the model:

@@ -328,10 +328,10 @@ pd.Series(metrics).round(4)
 # profile runs that `notebooks/expected_results.yml` records (all 3,893 SNVs, 512-bp windows, 12
 # layers, 3 probe seeds each): the DNN probes average 0.67 over the layers on the random split
 # and 0.56-0.58 on the grouped one, a random-minus-grouped gap of 0.09-0.11; the one-hot probe on
-# the bases alone shows a gap of 0.14-0.16 (0.82 random, 0.67-0.69 grouped) and, on the grouped split,
-# scores above every layer's DNN probe (whose best layer reaches 0.64-0.65). The seed-to-seed
-# spread of one probe is 0.02-0.03. So the random split flatters both kinds of probe by about
-# a tenth, and the tiny model's embeddings do not beat the bases themselves.
+# the bases alone shows a gap of 0.14-0.16 (0.82 random, 0.67-0.69 grouped) and, on the grouped
+# split, scores above every layer's DNN probe (whose best layer reaches 0.64-0.65). The
+# seed-to-seed spread of one probe is 0.02-0.03. So the random split flatters both kinds of probe
+# by about a tenth, and the tiny model's embeddings do not beat the bases themselves.
 #
 # The `smoke` profile (200 variants, 4 layers, about 40 test variants per split) shows why the
 # size of the test set matters: there the bootstrap interval of one probe spans ±0.22 and the

@@ -216,9 +216,9 @@ record_metrics("05_long_sequences", {
 # ## What these numbers mean
 #
 # - `chunked_max_abs_diff` is float rounding (1.5e-05 in the `cpu` and `smoke` runs here; the
-#   largest logit in the `smoke` run is 25): the chunked forward *is* the whole forward, so `embed_long` and
-#   `forward(chunk_size=...)` can be used wherever a whole forward would be, at any length that
-#   the K/V cache fits in.
+#   largest logit in the `smoke` run is 25): the chunked forward *is* the whole forward, so
+#   `embed_long` and `forward(chunk_size=...)` can be used wherever a whole forward would be, at
+#   any length that the K/V cache fits in.
 # - The whole forward's peak memory grows in proportion to the length: 17 MB per kb at
 #   131,072 bp in the `cpu` profile run that `notebooks/expected_results.yml` records, while the
 #   chunked pass over 204,800 bp peaked at 1,006 MB. For a published model scale the per-kb
@@ -229,9 +229,9 @@ record_metrics("05_long_sequences", {
 # - Sliding windows are approximate: on `evo2kit-tiny` with 2,048-bp windows, 4.5% mean relative
 #   error without overlap, 2.2% with 512 bp and 1.8% with 1,024 bp of overlap (`cpu` profile);
 #   with the `smoke` profile's 1,024-bp windows, 6.5% and 3.4% with 256 bp of overlap. Whether
-#   that is small enough depends on the use; the exact pass costs what section 2 measured. On Evo 2
-#   the error depends on how far back its long filters and attention actually use context: the
-#   gpu profiles measure it with the same cells (8,192-bp windows, overlaps up to 4,096 bp).
+#   that is small enough depends on the use; the exact pass costs what section 2 measured. On
+#   Evo 2 the error depends on how far back its long filters and attention actually use context:
+#   the gpu profiles measure it with the same cells (8,192-bp windows, overlaps up to 4,096 bp).
 
 # %% [markdown]
 # ## Exercises

@@ -271,7 +271,8 @@ pd.Series(results).round(4)
 #   (48 training and 39 test variants) frozen, LoRA and full reach 0.190 (0.060-0.371), 0.359
 #   (0.125-0.654) and 0.282 (0.093-0.532): intervals that wide say nothing about the modes. In the
 #   three `cpu` runs (160 training variants, 04's 782 test variants) each mode's AUROC moved with
-#   the seed by more than the modes differ: frozen 0.37-0.63, LoRA 0.47-0.63, full 0.55-0.61.
+#   the seed by more than the modes' means differ: frozen 0.37-0.63 (mean 0.52), LoRA 0.47-0.63
+#   (0.54), full 0.55-0.61 (0.58).
 #   LoRA's adapters are about a tenth of the weights full fine-tuning trains here (91,392 of
 #   841,344 at rank 8; a far smaller share on Evo 2's wider layers); it leaves the base model
 #   untouched, and its adapter file is small. On Evo 2 (the gpu profiles: LoRA at 8,192 bp on
