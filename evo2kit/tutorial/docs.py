@@ -155,10 +155,12 @@ def _verdict(row: dict) -> str:
     return f"= {row['value']:.4g}, out of its range [{row['min']:.4g}, {row['max']:.4g}]"
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
+def _time(text) -> datetime | None:
+    """An ISO time as written by the runner and papermill (UTC); None for none or an unreadable one."""
+    try:
+        t = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
         return None
-    t = datetime.fromisoformat(text)
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)  # papermill writes UTC
 
 
@@ -171,8 +173,8 @@ def read_notebook(path: Path):
         return nbformat.read(path, as_version=4)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:  # NotJSONError is a ValueError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path} is not a readable notebook ({first[:120]}): the file was cut off while it "
-                        "was written; run that notebook again, or delete the file") from None
+        raise DataError(f"{path} is not a readable notebook ({first[:120]}): it was cut off while it was "
+                        "written, or damaged; run that notebook again, or delete the file") from None
 
 
 def notebook_state(nb, stem: str, summary: dict | None) -> tuple[str, str]:
@@ -208,6 +210,8 @@ def read_run(run_dir: Path) -> Run:
     try:
         settings = json.loads(record.read_text())
         started, planned = _time(settings["started"]), list(settings["notebooks"])
+        if started is None:
+            raise ValueError(f"started is {settings['started']!r}")
     except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{record} does not say when the run started and what it ran ({type(e).__name__}: {e}); "
                         "it was written by an older runner or damaged: run the profile again") from None
@@ -231,7 +235,9 @@ def read_run(run_dir: Path) -> Run:
                               "it carries no papermill start time (not executed by the runner)")
             nb = None
         if nb is None:
-            notebooks[stem] = NotebookRun(stem, "not reached", "the run stopped before it")
+            failed = any(t["notebook"] == stem and t["status"] != "ok" for t in (summary or {}).get("timings", []))
+            notebooks[stem] = (NotebookRun(stem, "failed", "it failed before papermill wrote its executed copy")
+                               if failed else NotebookRun(stem, "not reached", "the run stopped before it"))
             continue
         state, why = notebook_state(nb, stem, summary)
         notebooks[stem] = NotebookRun(stem, state, why, nb)

@@ -100,7 +100,7 @@ def check_repository_pages(site: Path) -> None:
         assert html.is_file(), f"{repo_path} has no page on the site"
         soup = BeautifulSoup(html.read_text(), "html.parser")
         text = FENCED.sub("", (runner.ROOT / repo_path).read_text())
-        headings = {" ".join(h.get_text(" ", strip=True).replace("#", "").split())
+        headings = {" ".join(h.get_text().replace("¶", "").replace("’", "'").split())
                     for h in soup.find_all(re.compile("^h[1-6]$"))}
         for line in re.findall(r"^#{1,6} (.+)$", text, re.M):
             plain = " ".join(re.sub(r"[`*]", "", line).split())
@@ -113,8 +113,14 @@ def check_repository_pages(site: Path) -> None:
                 continue
             want = "" if linked == repo_path else posixpath.relpath(
                 pages[linked].replace(".md", ".html"), posixpath.dirname(page) or ".")
-            want += f"#{anchor}" if anchor else ""
-            assert want in hrefs, f"{repo_path}: the link to {target} is not <a href={want!r}> on its page"
+            if not anchor:
+                assert want in hrefs, f"{repo_path}: the link to {target} is not <a href={want!r}> on its page"
+                continue
+            # Sphinx may point the link at its own id for the heading; the heading's GitHub-style id is there too.
+            assert any(h.startswith(f"{want}#") for h in hrefs), f"{repo_path}: no link to {target} on its page"
+            ids = {t["id"] for t in BeautifulSoup((site / pages[linked].replace(".md", ".html")).read_text(),
+                                                  "html.parser").find_all(id=True)}
+            assert anchor in ids, f"{repo_path}: {target}: no heading with that anchor on the site"
 
 
 def test_the_check_finds_broken_references(tmp_path):
@@ -165,10 +171,10 @@ def test_links_between_readme_and_docs_pages_point_at_their_pages():
 
 # ----------------------------------------------------------------- a site shows one run, and marks what went wrong
 
-A = '# %% tags=["parameters"]\na = 0.5\n\n# %%\nfrom evo2kit.tutorial.metrics import record_metrics\n' \
+A = '# %% [markdown]\n# # 00 · a\n\n# %% tags=["parameters"]\na = 0.5\n\n# %%\nfrom evo2kit.tutorial.metrics import record_metrics\n' \
     'record_metrics("00_a", {"a": a})\n'
 # Cell 2 leaves a mark in the run's folder (so a test knows the notebook is running), then waits.
-B = ('# %% tags=["parameters"]\nb = 0.5\npause = 0.0\n\n# %%\nimport os, pathlib, time\n'
+B = ('# %% [markdown]\n# # 01 · b\n\n# %% tags=["parameters"]\nb = 0.5\npause = 0.0\n\n# %%\nimport os, pathlib, time\n'
      'pathlib.Path(os.environ["EVO2KIT_OUTPUT_DIR"], "01_b.started").touch()\ntime.sleep(pause)\n\n'
      '# %%\nassert b >= 0, "b must not be negative"\nfrom evo2kit.tutorial.metrics import record_metrics\n'
      'record_metrics("01_b", {"b": b})\n')
