@@ -48,7 +48,7 @@ test-fast: setup
 lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
 
-# The site of build/$(PROFILE)'s executed notebooks, into build/site/$(PROFILE)/ (evo2kit/docs.py).
+# The site of build/$(PROFILE)'s executed notebooks, into build/site/$(PROFILE)/ (evo2kit/tutorial/docs.py).
 docs: setup
 	$(PY) -m evo2kit.tutorial.docs --profile $(PROFILE)
 
@@ -60,7 +60,7 @@ docs-check: setup
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
-# The README's list: build/ and the tools' caches; never .venv or the data cache (~/.cache/evo2kit).
+# docs/running.md's list: build/ and the tools' caches; never .venv or the data cache (~/.cache/evo2kit).
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis
 	find . -path ./.venv -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +

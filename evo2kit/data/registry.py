@@ -124,7 +124,7 @@ def use_data_dir(folder: str | os.PathLike | None) -> None:
     global _configured_data_dir
     if folder is not None and not Path(folder).expanduser().is_dir():
         raise FileNotFoundError(f"data_dir {str(folder)!r} is not a folder; give the folder holding the "
-                                "datasets (laid out as the README shows), or None")
+                                "datasets (laid out as docs/data.md shows), or None")
     _configured_data_dir = None if folder is None else Path(folder).expanduser()
 
 

@@ -483,7 +483,7 @@ def test_recheck_hashes_again_what_the_memo_would_pass(monkeypatch, tmp_path):
     st = path.stat()
     path.write_text(FASTA.replace("ACGTacgt", "ACGTacga"))  # same size
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the mtime put back
-    assert verify(path, ds) == path, "the memo trusts size and mtime (the README says so)"
+    assert verify(path, ds) == path, "the memo trusts size and mtime (docs/data.md says so)"
     with pytest.raises(DataIntegrityError, match="failed its seq_sha256 check"):
         verify(path, ds, recheck=True)
     with pytest.raises(DataIntegrityError):
@@ -511,10 +511,11 @@ def test_verify_all_and_its_command_line(monkeypatch, tmp_path, capsys):
     assert "toy: FAILED" in capsys.readouterr().out
 
 
-def test_make_clean_removes_what_the_readme_says_and_keeps_the_rest(tmp_path):
-    """README: `make clean` removes build/ and the tool caches, keeps .venv and the data cache."""
-    readme = (ROOT / "README.md").read_text()
-    assert "`make clean` removes `build/`" in readme
+def test_make_clean_removes_what_the_docs_say_and_keeps_the_rest(tmp_path):
+    """docs/running.md: `make clean` removes build/ and the tool caches, keeps .venv and the data cache."""
+    readme = next(line for line in (ROOT / "docs" / "running.md").read_text().splitlines()
+                  if line.startswith("| `make clean` |"))
+    assert "removes `build/`" in readme and "keeps `.venv` and the data cache" in readme
     (tmp_path / "Makefile").write_text((ROOT / "Makefile").read_text())
     made = ["build/cpu/metrics.json", ".pytest_cache/v", ".ruff_cache/x", ".hypothesis/db", "evo2kit/__pycache__/a.pyc",
             "notebooks/.ipynb_checkpoints/a.ipynb"]
@@ -525,7 +526,7 @@ def test_make_clean_removes_what_the_readme_says_and_keeps_the_rest(tmp_path):
     subprocess.run(["make", "-s", "clean"], cwd=tmp_path, check=True, capture_output=True)
     assert [rel for rel in made if (tmp_path / rel.split("/")[0]).exists() and (tmp_path / rel).exists()] == []
     assert all((tmp_path / rel).exists() for rel in kept)
-    for rel in made:  # each removed path is one the README names
+    for rel in made:  # each removed path is one the docs name
         name = next(part for part in rel.split("/") if part.startswith((".", "_", "build")))
         assert f"`{name.rstrip('/')}" in readme, name
 
