@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -338,3 +339,140 @@ def test_written_checkpoint_has_the_official_layout_and_loads_back_exactly(tmp_p
     assert again.load_report.fp8_scales == model.load_report.fp8_scales
     ids = token_ids(64, seed=3)
     assert torch.equal(again(ids)[0][0], model(ids)[0][0])
+
+
+# --------------------------------------------------------------------- bad and damaged files (issue 30)
+
+def _data_offset(path: str, member_suffix: str) -> int:
+    """Where the bytes of the zip member ending in ``member_suffix`` start in a torch.save file."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith(member_suffix))
+    with open(path, "rb") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", f.read(4))
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _overwrite(path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def test_flipped_bytes_that_make_a_weight_nan_are_refused_naming_the_file(tmp_path):
+    import struct
+
+    from evo2kit.checkpoints.official import save_pretrained
+    from evo2kit.cli import DataError
+
+    cfg = vr.official_config()
+    yml, pt = write(tmp_path, cfg, vr.random_official_state_dict(cfg, seed=0))
+    _overwrite(pt, _data_offset(pt, "/data/0"), b"\xff\xff\xff\x7f")  # a NaN in float32
+    with pytest.raises(DataError, match=rf"^{re.escape(pt)}: 1 tensor\(s\) hold NaN or infinite values "
+                                        r"\(embedding_layer.weight\): the weights are damaged"):
+        evo2kit.load_model(yml, local_path=pt, device="cpu")
+
+    model = evo2kit.load_model(yml, device="cpu")
+    weights = save_pretrained(model.model, tmp_path / "own", "small")
+    with open(weights, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+    _overwrite(weights, 8 + n + 4, b"\x00\x00\x80\x7f")  # +inf in the first tensor
+    with pytest.raises(DataError, match=rf"^{re.escape(str(weights))}: 1 tensor\(s\) hold NaN or infinite values"):
+        evo2kit.load_model(yml, local_path=weights, device="cpu")
+    with pytest.raises(DataError, match=r"1 tensor\(s\) overflow torch.float16 \(embedding_layer.weight\): load with "
+                                        "dtype='bfloat16' or 'float32'"):
+        sd = vr.random_official_state_dict(cfg, seed=0)
+        sd["embedding_layer.weight"][0, 0] = 1e6  # finite in the file, not in float16
+        big_yml, big_pt = write(tmp_path, cfg, sd, name="big")
+        evo2kit.load_model(big_yml, local_path=big_pt, device="cpu", dtype="float16")
+
+
+def test_the_models_own_state_dict_saved_as_pt_is_read_as_its_own_layout(tmp_path):
+    from evo2kit.checkpoints.official import CheckpointError
+
+    cfg = vr.official_config()
+    assert cfg["column_split"], "a layout whose Wqkv rows the official loader would permute"
+    yml, official = write(tmp_path, cfg, vr.random_official_state_dict(cfg, seed=2))
+    model = evo2kit.load_model(yml, local_path=official, device="cpu")
+    own = tmp_path / "own.pt"
+    torch.save(model.model.state_dict(), own)
+    again = evo2kit.load_model(yml, local_path=own, device="cpu")
+    ids = token_ids(64, seed=1)
+    assert torch.equal(again(ids)[0][0], model(ids)[0][0])
+    assert again.load_report is None, "no official loading: nothing permuted"
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"encoder.layer.0.weight": torch.zeros(4, 4)}, foreign)
+    with pytest.raises(CheckpointError, match=rf"{re.escape(str(foreign))} does not fit evo2kit-small-random:\n"
+                                              r"  missing \(\d+\): .*\n  unexpected \(1\): encoder.layer.0.weight"):
+        evo2kit.load_model(yml, local_path=foreign, device="cpu")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "bad header"])
+def test_a_damaged_safetensors_file_is_named(tmp_path, damage):
+    from evo2kit.checkpoints.official import save_pretrained
+    from evo2kit.cli import DataError
+
+    cfg = vr.official_config()
+    yml = tmp_path / "small.yml"
+    yml.write_text(yaml.safe_dump(cfg))
+    weights = save_pretrained(evo2kit.load_model(str(yml), device="cpu").model, tmp_path, "small")
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[:len(data) // 2], "empty": b"",
+                         "bad header": data[:8] + b"{not json" + data[17:]}[damage])
+    message = (rf"^{re.escape(str(weights))} is neither a PyTorch checkpoint \(a zip archive\) nor a safetensors "
+               r"file \(it is empty\)$" if damage == "empty" else
+               rf"^{re.escape(str(weights))} is not a complete safetensors file \(.*\): it is truncated or damaged")
+    with pytest.raises(DataError, match=message):
+        evo2kit.load_model(str(yml), local_path=weights, device="cpu")
+
+
+def test_a_truncated_pt_or_missing_parts_are_named(tmp_path):
+    from evo2kit.checkpoints.official import save_official_checkpoint
+    from evo2kit.cli import DataError
+
+    cfg = vr.official_config()
+    yml, pt = write(tmp_path, cfg, vr.random_official_state_dict(cfg, seed=0))
+    data = open(pt, "rb").read()
+    open(pt, "wb").write(data[: len(data) // 2])
+    with pytest.raises(DataError, match=rf"^{re.escape(pt)} is truncated or damaged \(PytorchStreamReader failed .*\): "
+                                        "download or copy it again$"):
+        evo2kit.load_model(yml, local_path=pt, device="cpu")
+    model = evo2kit.load_model(yml, device="cpu").model
+    parts = save_official_checkpoint(model, tmp_path / "split" / "x.pt", parts=3)
+    parts[2].unlink()
+    with pytest.raises(FileNotFoundError, match=r"part\(s\) x.pt.part0 to x.pt.part1 are not the whole checkpoint "
+                                                r"\(the last ends no zip archive\): x.pt.part2 \(and any part after "
+                                                r"it\) is missing, or x.pt.part1 is truncated"):
+        evo2kit.load_model(yml, local_path=parts[0], device="cpu")
+
+
+def test_a_pickle_with_code_is_one_line_in_the_cli(tmp_path, capsys):
+    from evo2kit.analysis import vep
+
+    marker = tmp_path / "code_ran"
+    sd = fp8_checkpoint(FP8_CFG)
+    sd["blocks.0.projections._extra_state"] = _RunsCode(marker)
+    yml, pt = write(tmp_path, FP8_CFG, sd, name="outer")
+    fasta, table = tmp_path / "g.fa", tmp_path / "v.tsv"
+    fasta.write_text(">chr1\n" + "ACGT" * 20 + "\n")
+    table.write_text("chrom\tpos\tref\talt\nchr1\t10\tC\tA\n")
+    status = vep.main(["--table", str(table), "--fasta", str(fasta), "--model", yml, "--weights", pt,
+                       "--window", "20", "--out", str(tmp_path / "o.tsv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 65 and len(err) == 1 and not marker.exists(), err
+    assert err[0].startswith(f"evo2kit-vep: error: {pt}: refused, its pickle asks for more than tensors (Weights "
+                             "only load failed: ") and "evo2kit never runs a checkpoint's code" in err[0]
+
+
+def test_identical_weights_give_identical_safetensors_files(tmp_path):
+    import hashlib
+
+    from evo2kit.checkpoints.official import save_pretrained
+
+    model = StripedHyena2(Evo2Config.from_dict(vr.official_config())).init_weights(0)
+    digests = {hashlib.sha256(save_pretrained(model, tmp_path / str(i), "small").read_bytes()).hexdigest()
+               for i in range(24)}
+    assert len(digests) == 1, "the header's metadata keys come in one order"
