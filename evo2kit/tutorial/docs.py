@@ -336,7 +336,8 @@ def assemble(run: Run, src: Path, root: Path = ROOT) -> list[str]:
         for output in (o for cell in nb.cells for o in cell.get("outputs", [])):
             shown = output.get("data", {}).get("text/markdown")
             for repo_path, text in texts.items():  # a notebook showing one of our pages (00: the model card)
-                if shown and shown.strip() == text.strip():
+                # Known by its title line: the run showed the page as it was then, which may since have changed.
+                if shown and shown.strip().partition("\n")[0] == text.strip().partition("\n")[0]:
                     output["data"]["text/markdown"] = rewrite_links(shown, repo_path, "notebooks", assets, pages,
                                                                     set(stems))
         # The notes go under the notebook's title cell, so the title stays the page's title.

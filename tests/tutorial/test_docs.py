@@ -171,8 +171,8 @@ def test_links_between_readme_and_docs_pages_point_at_their_pages():
 
 # ----------------------------------------------------------------- a site shows one run, and marks what went wrong
 
-A = ('# %% [markdown]\n# # 00 · a\n\n# %% tags=["parameters"]\na = 0.5\n\n# %%\n'
-     'from evo2kit.tutorial.metrics import record_metrics\nrecord_metrics("00_a", {"a": a})\n')
+A = ('# %% [markdown]\n# # 00 · a\n\n# %% tags=["parameters"]\na = 0.5\n\n'
+     '# %%\nfrom evo2kit.tutorial.metrics import record_metrics\nrecord_metrics("00_a", {"a": a})\n')
 # Cell 2 leaves a mark in the run's folder (so a test knows the notebook is running), then waits.
 B = ('# %% [markdown]\n# # 01 · b\n\n# %% tags=["parameters"]\nb = 0.5\npause = 0.0\n\n# %%\nimport os, pathlib, time\n'
      'pathlib.Path(os.environ["EVO2KIT_OUTPUT_DIR"], "01_b.started").touch()\ntime.sleep(pause)\n\n'

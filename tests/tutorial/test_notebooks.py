@@ -223,7 +223,8 @@ def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     assert trigger["workflow_dispatch"]["inputs"]["profile"]["default"] in gpu_profiles
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert 'python -m evo2kit.tutorial.runner --profile "$PROFILE"' in runs
-    assert "pytest" in runs and "tests/test_notebooks.py" in runs
+    assert "pytest" in runs and "tests/tutorial/test_notebooks.py" in runs
+    assert "evo2kit.checkpoints.hub" in runs
     assert 'python -m evo2kit.tutorial.docs --profile "$PROFILE"' in runs
     uploads = [str(step["with"]["path"]) for step in job["steps"]
                if step.get("uses", "").startswith("actions/upload-artifact")]
