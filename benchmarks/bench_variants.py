@@ -1,4 +1,4 @@
-"""Whole-window against prefix-shared variant passes (``evo2kit.prefix``), side by side: zero-shot
+"""Whole-window against prefix-shared variant passes (``evo2kit.analysis.prefix``), side by side: zero-shot
 deltas (``zero_shot.delta_likelihood``) and all-layer embeddings (``embed.variant_features``)
 of the same BRCA1 variants.
 

@@ -410,7 +410,7 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
     the parts a 40B one is published in, or their folder); without it a published model's
-    checkpoint comes from the Hugging Face Hub as ``evo2`` gets it (``evo2kit.hub``: Hub cache,
+    checkpoint comes from the Hugging Face Hub as ``evo2`` gets it (``evo2kit.checkpoints.hub``: Hub cache,
     SHA-256 checked; offline, a FileNotFoundError says what to fetch), unless
     ``random_weights=True`` asks for an untrained model of that shape (the bundled name too), and so
     does a config dict or ``Evo2Config`` (whatever its ``model_name``). Other configs without

@@ -95,7 +95,7 @@ display(pd.Series(hardware, name="value").to_frame())
 # %% [markdown]
 # ## 3 · Datasets: fetch and verify
 #
-# `evo2kit.data.DATASETS` lists every file the tutorials (and training the bundled model) use, with its
+# `evo2kit.data.registry.DATASETS` lists every file the tutorials (and training the bundled model) use, with its
 # source and hash. `fetch(name)`
 # returns a verified local copy (looking in `$EVO2KIT_DATA_DIR`, then the cache, then downloading);
 # a file whose hash does not match raises an error instead of being used.

@@ -32,7 +32,7 @@
 #
 # Notebook 03 scored one table (the Findlay BRCA1 SNVs) against one region of hg19. Your variants
 # come as a **VCF** (or a table with chrom, pos, ref, alt), and your genome as a **FASTA** file.
-# `evo2kit.variants` reads both (the FASTA through its index, so a whole genome is never loaded),
+# `evo2kit.data.variants` reads both (the FASTA through its index, so a whole genome is never loaded),
 # splits multi-allelic records, matches "chr17" with "17", checks every reference allele against
 # the genome, and cuts the same windows as notebook 03; `evo2kit.analysis.vep` scores them with the same
 # engine (`zero_shot`, and `embed` for embeddings). The command line `evo2kit-vep` does it all.

@@ -21,7 +21,7 @@ first), cut into batches of ``batch_size`` and right-padded with ``pad_id`` (1, 
 The model is causal, so padding cannot reach a real token. Batches longer than ``chunk_size`` go
 through the exact chunked forward (``model.model.new_state()``). ``variant_features`` runs each
 variant window only from its SNV on, continuing its reference window's state there
-(``evo2kit.prefix``; ``shared_prefix=False`` runs it whole): a reference batch and the variant
+(``evo2kit.analysis.prefix``; ``shared_prefix=False`` runs it whole): a reference batch and the variant
 batches that continue it form one unit of the store.
 
 With ``out=DIR`` the features go to a resumable on-disk store (:mod:`evo2kit.analysis.store`).
@@ -81,7 +81,7 @@ class Plan:
 
     uniq[u]: a distinct sequence; rows[u]: the input rows equal to it; slots[u]: the distinct
     positions pooled from it ([None] without positions); slot_of[i]: row i's index in its slots;
-    units[b]: the forwards of unit b (``evo2kit.prefix.Pass``: one batch, or a batch of
+    units[b]: the forwards of unit b (``evo2kit.analysis.prefix.Pass``: one batch, or a batch of
     reference sequences and the passes that continue their states); batches[b]: the distinct
     sequences unit b fills, longest first within each pass.
     """
@@ -101,7 +101,7 @@ class Plan:
 def make_plan(seqs: Sequence[str], names: Sequence[str], positions: np.ndarray | None, batch_size: int,
               continues: Sequence[int] | None = None, min_shared: int = prefix.MIN_SHARED) -> Plan:
     """``continues[i]``: a row whose sequence row i's may continue from their common prefix
-    (-1: none; see :mod:`evo2kit.prefix`), or None for plain batches."""
+    (-1: none; see :mod:`evo2kit.analysis.prefix`), or None for plain batches."""
     index: dict[str, int] = {}
     uniq, unames, rows = [], [], []
     for i, s in enumerate(seqs):
@@ -185,7 +185,7 @@ def run_batch(model: Evo2Model, plan: Plan, b: int, layers: list[str], poolings:
     """The forwards of unit ``b`` with hooks on all ``layers``; writes its rows into ``arrays``
     (``poolings``: [(kind, k)] from :func:`parse_poolings`; several fill (P, d) per row).
 
-    A sequence continuing a reference's state at offset s (``evo2kit.prefix``) takes its tokens
+    A sequence continuing a reference's state at offset s (``evo2kit.analysis.prefix``) takes its tokens
     before s from the reference's pass: pooled, its weights over 0..s-1 are applied there as
     extra slots of the reference's row, and the pass that continues it adds the rest."""
     unit, rows = plan.units[b], [i for u in plan.batches[b] for i in plan.rows[u]]
@@ -267,7 +267,7 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     torch.distributed group the batches are shared among the ranks (``out`` required).
 
     ``continues[i]`` (-1: none): a row whose sequence row i's begins like; row i then continues
-    that row's state after their common prefix instead of running whole (:mod:`evo2kit.prefix`;
+    that row's state after their common prefix instead of running whole (:mod:`evo2kit.analysis.prefix`;
     equal up to float rounding), where the prefix has at least ``min_shared`` tokens.
     """
     poolings = parse_poolings(pooling)
@@ -343,7 +343,7 @@ def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pool
                      shared_prefix: bool = True, **kwargs) -> dict[str, dict[str, np.ndarray]]:
     """Reference and variant features of each variant: {layer: {"ref": (N, d), "var": (N, d)}}.
 
-    windows: ``evo2kit.data.variant_windows(...)`` output (or a ``(ref_seqs, var_seqs, ref_index)``
+    windows: ``evo2kit.data.brca1.brca1_windows(...)`` output (or a ``(ref_seqs, var_seqs, ref_index)``
     tuple with explicit ``positions``). 'position' / 'window:k' pooling defaults to the variant's
     index in its window (``windows.var_pos_in_window``). One ``extract`` call over the N reference
     rows and the N variant rows: shared reference windows are computed once. In a store, rows
@@ -352,7 +352,7 @@ def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pool
     ``shared_prefix`` (default): each variant window continues its reference window's state
     from the first base where they differ (the SNV), so only its suffix is run; equal to
     whole windows up to float rounding. Variants that share fewer than ``min_shared`` (a kwarg,
-    default ``evo2kit.prefix.MIN_SHARED``) leading bases with their reference window (near the
+    default ``evo2kit.analysis.prefix.MIN_SHARED``) leading bases with their reference window (near the
     window start; an indel window re-centred) run whole. False: every window whole, the plain
     reference.
     """

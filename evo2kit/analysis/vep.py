@@ -4,7 +4,7 @@ against any reference genome, through the engine of notebooks 02-04.
     evo2kit-vep --vcf mine.vcf.gz --fasta genome.fa.gz --window 2048 --out scores.tsv
     torchrun --nproc_per_node 4 -m evo2kit.analysis.vep --vcf ... --out scores.parquet      # same output
 
-Reading and windows: :mod:`evo2kit.variants` (multi-allelic records split, contig names matched,
+Reading and windows: :mod:`evo2kit.data.variants` (multi-allelic records split, contig names matched,
 every REF checked, windows cut at contig edges as notebook 03 cuts them). Scores:
 ``zero_shot.window_deltas`` per strand (``delta+``, ``delta-``, their mean ``delta``: mean
 log-likelihood per predicted base of the variant window minus that of its reference window);
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     src.add_argument("--vcf", help="VCF or BCF, plain or bgzipped (index or not)")
     src.add_argument("--table", help="TSV, CSV or xlsx with columns chrom, pos, ref, alt (any case)")
     p.add_argument("--fasta", required=True, help="reference FASTA (plain, bgzip or gzip), or a dataset name of "
-                   "evo2kit.data.DATASETS such as grch38_brca1_1mb")
+                   "evo2kit.data.registry.DATASETS such as grch38_brca1_1mb")
     p.add_argument("--model", default="evo2kit-tiny", help="model name or Evo 2 YAML config")
     p.add_argument("--weights", help="checkpoint (.pt or .safetensors) for --model")
     p.add_argument("--backend", default="torch", choices=["torch", "vortex"],

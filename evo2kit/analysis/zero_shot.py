@@ -33,7 +33,7 @@ def delta_likelihood(model, ref_seqs: list[str], var_seqs: list[str], ref_index:
 
     ``shared_prefix`` (default, evo2kit models): each variant window continues its reference
     window's state from the first base where they differ, so only its suffix is run
-    (:mod:`evo2kit.prefix`; equal to whole windows up to float rounding). Variants sharing fewer
+    (:mod:`evo2kit.analysis.prefix`; equal to whole windows up to float rounding). Variants sharing fewer
     than ``min_shared`` leading bases with their reference (near the window start, or a window
     not starting where its reference's does) run whole. ``chunk_size`` cuts long windows into
     chunks of the exact chunked forward. ``shared_prefix=False``: every window whole through
@@ -106,7 +106,7 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
                    shared_prefix: bool = True, chunk_size: int | None = None) -> pd.DataFrame:
     """``df`` (rows with pos/ref/alt) plus columns ``delta+`` and/or ``delta-`` (per strand in
     ``strands``: "+", "-" or "+-") and ``delta`` (their mean), for ``window``-bp windows centred
-    on each SNV (see :func:`evo2kit.data.variant_windows`).
+    on each SNV (see :func:`evo2kit.data.brca1.brca1_windows`).
 
     ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.npy``, written
     atomically) and reused by a later call with the same model weights, dtype, windows, batch
@@ -130,7 +130,7 @@ def window_deltas(model, windows, batch_size: int = 8, strands: str = "+",
                   cache: str | os.PathLike | None = None, computed: list | None = None, *,
                   shared_prefix: bool = True, chunk_size: int | None = None) -> dict[str, np.ndarray]:
     """{strand: delta (N,)} for ``windows`` (``VariantWindows`` or a ``(ref_seqs, var_seqs,
-    ref_index)`` tuple, from BRCA1 or from ``evo2kit.variants``), per strand in ``strands``;
+    ref_index)`` tuple, from BRCA1 or from ``evo2kit.data.variants``), per strand in ``strands``;
     ``cache``, ``shared_prefix`` and ``chunk_size`` as in :func:`variant_deltas`; the strands the
     model scored (not read from the cache) are appended to ``computed`` when given."""
     check_strands(strands)

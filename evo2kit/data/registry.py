@@ -115,7 +115,7 @@ class DataIntegrityError(DataError):
     """A file's content hash differs from the registry's."""
 
 
-_configured_data_dir: Path | None = None  # set by use_data_dir (evo2kit.settings), ahead of the environment
+_configured_data_dir: Path | None = None  # set by use_data_dir (a notebook's context), ahead of the environment
 
 
 def use_data_dir(folder: str | os.PathLike | None) -> None:

@@ -367,7 +367,7 @@ class Genome:
 
     The ``.fai`` (and ``.gzi``) index goes beside the file, or into the cache (``cache_dir()``)
     when that folder is read-only; a gzip (not bgzip) file is first copied once into the cache as
-    bgzip. ``path`` may also be a dataset name of ``evo2kit.DATASETS`` (fetched and verified)."""
+    bgzip. ``path`` may also be a dataset name of ``evo2kit.data.registry.DATASETS`` (fetched and verified)."""
 
     def __init__(self, path: str | os.PathLike):
         if isinstance(path, str) and path in DATASETS:

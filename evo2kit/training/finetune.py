@@ -7,7 +7,7 @@ or in full (notebook 06, part 2; part 1, training from scratch, is ``evo2kit.sta
     save_adapter(clf, "brca1_lora.safetensors"); clf2 = load_adapter(model, "brca1_lora.safetensors")
 
 The pieces of a safe training step (per-kind gradient norms, the two clipping groups, the pole clamp,
-the learning-rate schedule) are ``evo2kit.train``'s, shared with the training of the bundled model.
+the learning-rate schedule) are ``evo2kit.training.train``'s, shared with the training of the bundled model.
 LoRA comes from the ``peft`` library, injected into the model's own ``nn.Linear`` modules by name;
 an adapter file is safetensors (tensors and JSON metadata, nothing unpickled).
 """

@@ -1,4 +1,5 @@
-"""Tests for evo2kit.embed on a small random model (CPU, a few seconds each, except torchrun)."""
+"""Tests for evo2kit.analysis.embeddings and evo2kit.analysis.store on a small random model (CPU, a few
+seconds each, except torchrun)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prefix-shared passes (evo2kit.prefix) against whole windows: zero-shot deltas and embeddings
+"""Prefix-shared passes (evo2kit.analysis.prefix) against whole windows: zero-shot deltas and embeddings
 of BRCA1 variants on the bundled model, indels and fallbacks on a small random model, the
 resumable store and torchrun."""
 

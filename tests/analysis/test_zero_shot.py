@@ -1,4 +1,4 @@
-"""evo2kit.zero_shot: deltas on a synthetic region, and the on-disk delta cache."""
+"""evo2kit.analysis.zero_shot: deltas on a synthetic region, and the on-disk delta cache."""
 
 import numpy as np
 import pandas as pd

@@ -1,6 +1,6 @@
 """Official checkpoints with FP8 metadata, read safely and loaded lean (the FP8 math: tests/model/test_fp8.py).
 
-Synthetic checkpoints are written in the official layout (tests/vortex_ref.py: per-head Wqkv
+Synthetic checkpoints are written in the official layout (evo2kit/model/vortex_reference.py: per-head Wqkv
 rows, ``unembed.weight``) with each Hyena block's ``projections._extra_state`` written as
 Transformer Engine 1.x writes it (TransformerEngine transformer_engine/pytorch/module/base.py,
 ``get_extra_state``: ``torch.save`` of a dict into an ``io.BytesIO``). The FP8 projection is
@@ -249,7 +249,7 @@ def test_hidden_state_and_state_move_to_each_blocks_device(tmp_path):
 
 
 def published_param_count(name: str) -> int:
-    """From the official YAML alone (tests/vortex_ref.py's independent shape table)."""
+    """From the official YAML alone (evo2kit/model/vortex_reference.py's independent shape table)."""
     return sum(math.prod(s) for s in vr.official_param_shapes(vr.load_yaml_config(PUBLISHED_CONFIGS[name])).values())
 
 

@@ -1,4 +1,4 @@
-"""evo2kit.variants and evo2kit-vep: VCFs and FASTAs made here, every edge case of the reader,
+"""evo2kit.data.variants and evo2kit-vep: VCFs and FASTAs made here, every edge case of the reader,
 equality with notebook 03's deltas on BRCA1, the command line's exit statuses and resumption."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Tests for evo2kit.finetune and the training pieces it shares with evo2kit.train, on tiny random models
-(CPU, a few seconds in all)."""
+"""Tests for evo2kit.training.finetune and the training pieces it shares with evo2kit.training.train, on
+tiny random models (CPU, a few seconds in all)."""
 
 from __future__ import annotations
 
