@@ -446,8 +446,8 @@ def train(args) -> Path:
         if not torch.isfinite(loss):  # never saved: the last checkpoint keeps the last finite weights
             bar.close()
             kept = f"{ckpt} keeps the last checkpoint" if ckpt.is_file() else "nothing was saved"
-            raise ValueError(f"step {step + 1}: the loss is {float(loss)}, not a finite number: training diverged "
-                             f"(lower --lr or --clip, or check --init); {kept}")
+            raise ValueError(f"step {step + 1}: the loss is {float(loss.detach())}, not a finite number: training "
+                             f"diverged (lower --lr or --clip, or check --init); {kept}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norms = block_grad_norms(model)
