@@ -100,8 +100,8 @@ class Evo2Model:
         """Hex SHA-256 of the tensors the model holds now (names, dtypes, shapes and bytes), whatever
         file they came from: unlike :meth:`digest`, it sees weights changed in place. Computed on
         each call (nothing is remembered that an in-place change could make stale), each tensor
-        hashed in 64 MiB pieces on a thread pool (hashlib releases the GIL), so it takes about a
-        second per few GB on a many-core machine."""
+        hashed in 64 MiB pieces on a thread pool (hashlib releases the GIL), so that every core
+        shares the work."""
         from concurrent.futures import ThreadPoolExecutor
 
         state = sorted(self.model.state_dict().items())

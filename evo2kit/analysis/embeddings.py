@@ -296,7 +296,8 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     rank, world = rank_world()
     if world > 1 and out is None:
         raise ValueError("a distributed run (torch.distributed initialised) writes to a store: pass out=")
-    identity = {"format": STORE_FORMAT, "model": model.name, "weights_sha256": model.digest(), "layers": layers,
+    identity = {"format": STORE_FORMAT, "model": model.name, "weights_sha256": model.digest(),
+                "fp8": model.fp8_state() if hasattr(model, "fp8_state") else None, "layers": layers,
                 "pooling": list(pooling) if many else None if kind == "none" else pooling,
                 "dtype": np.dtype(dtype).name,
                 "n_sequences": len(seqs), "sequences_sha256": sha256_lines(seqs),
@@ -323,7 +324,7 @@ def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling, b
     """A store folder name for ``variant_features(model, windows, layer_names, pooling, ...)``:
     readable parts (model, weights, window length, variants, pooling) and a digest of everything
     that changes the store's content (the exact sequences, so a different variant subset or seed
-    never meets an earlier store, the layers, the pooling, the batching)."""
+    never meets an earlier store, the layers, the pooling, the batching, how FP8 projections run)."""
     ref_seqs, var_seqs, ref_index = windows
     positions = getattr(windows, "var_pos_in_window", None)
     identity = {"format": STORE_FORMAT, "sequences": sha256_lines([ref_seqs[j] for j in ref_index] + list(var_seqs)),
@@ -331,6 +332,9 @@ def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling, b
                 "layers": list(layer_names), "pooling": pooling if pooling is None or isinstance(pooling, str)
                 else list(pooling), "batch_size": batch_size, "chunk_size": chunk_size,
                 "shared_prefix": shared_prefix}
+    fp8 = model.fp8_state() if hasattr(model, "fp8_state") else None
+    if fp8 is not None:  # FP8 projections change the features (absent: the names of models without them)
+        identity["fp8"] = fp8
     parse_poolings(pooling)  # refuses an unknown pooling before anything is named after it
     label = str(pooling) if pooling is None or isinstance(pooling, str) else "+".join(pooling)
     length = len(var_seqs[0]) if len(var_seqs) else 0

@@ -10,6 +10,7 @@ reference window; a damaging variant should look less likely to the model (delta
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -108,12 +109,12 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
     ``strands``: "+", "-" or "+-") and ``delta`` (their mean), for ``window``-bp windows centred
     on each SNV (see :func:`evo2kit.data.brca1.brca1_windows`).
 
-    ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.npy``, written
-    atomically) and reused by a later call with the same model weights, dtype, windows, batch
-    size and method; None computes every time. ``table.attrs["computed"]`` says whether the model
-    scored any strand in this call (False: every strand came from the cache, so its time says
-    nothing). ``shared_prefix``, ``chunk_size``: see :func:`delta_likelihood` (each variant window
-    continues its reference's state at the SNV)."""
+    ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.<checksum>.npy``,
+    written atomically) and reused by a later call with the same model weights, dtype, FP8 mode,
+    windows, batch size and method (a damaged file is computed again); None computes every time.
+    ``table.attrs["computed"]`` says whether the model scored any strand in this call (False: every
+    strand came from the cache, so its time says nothing). ``shared_prefix``, ``chunk_size``: see
+    :func:`delta_likelihood` (each variant window continues its reference's state at the SNV)."""
     check_strands(strands)
     windows = brca1_windows(df, window, region)
     computed: list[str] = []
@@ -163,18 +164,40 @@ def check_strands(strands) -> None:
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str, method: list = ()) -> str:
+    """A digest of everything that changes the deltas: the windows, the weights, the dtype and device,
+    how FP8 projections run (for a model that has them), the batch size, the strand and the method."""
     params = next(model.model.parameters())
     identity = [sha256_lines([*ref_seqs, *var_seqs]), np.asarray(ref_index, np.int64).tolist(), model.digest(),
                 str(params.dtype), params.device.type, batch_size, strand, *method]
+    fp8 = model.fp8_state() if hasattr(model, "fp8_state") else None
+    if fp8 is not None:  # the same weights give other numbers in FP8 (absent: the keys of models without FP8)
+        identity.append(["fp8", fp8])
     return sha256_json(identity)[:24]
 
 
 def _cached(folder: Path, key: str, compute) -> np.ndarray:
-    """``folder/deltas-<key>.npy`` if present, else ``compute()`` saved there atomically."""
-    path = folder / f"deltas-{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    values = np.asarray(compute())
+    """The deltas in ``folder/deltas-<key>.<sha>.npy``, whose name carries a SHA-256 of its values, if
+    present and intact; else ``compute()`` saved there atomically. A file whose values no longer
+    match its checksum (or that cannot be read) is removed and computed again, with a warning."""
+    for path in sorted(folder.glob(f"deltas-{key}.*.npy")):
+        try:
+            values = np.load(path, allow_pickle=False)
+            intact = _values_sha256(values).startswith(path.name.split(".")[1])
+        except (OSError, ValueError, EOFError):
+            intact = False
+        if intact:
+            return values
+        warnings.warn(f"{path} is damaged (its values do not match the checksum in its name): computing it again",
+                      stacklevel=4)
+        path.unlink(missing_ok=True)
+    values = np.asarray(compute(), np.float64)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: np.save(f, values), mode="wb")
+    atomic_write(folder / f"deltas-{key}.{_values_sha256(values)[:16]}.npy", lambda f: np.save(f, values), mode="wb")
     return values
+
+
+def _values_sha256(values: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes."""
+    h = hashlib.sha256(f"{values.dtype.str} {values.shape}\n".encode())
+    h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()
