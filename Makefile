@@ -13,7 +13,7 @@ RUN := $(PY) -m evo2kit.tutorial.runner $(if $(THREADS),--threads $(THREADS))
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 QUIET_PIP := grep -v 'is ignored: it is neither' || true
 
-.PHONY: setup tutorial smoke test bench clean lab docs docs-check
+.PHONY: setup tutorial smoke test test-fast bench clean lab docs docs-check
 
 setup: $(STAMP)
 
@@ -36,13 +36,19 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
+# The working loop: every test but those marked slow (the notebook runs, the site, JupyterLab, torchrun,
+# kill -9 and vortex parity checks): a few minutes. CI runs make test.
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow"
+
 # JupyterLab on notebooks/ with the python3 kernel. jupytext's server extension (enabled in the venv
 # by installing jupytext) opens the .py notebooks and saves each .ipynb and its .py twin together.
 # LAB_ARGS passes more options, e.g. LAB_ARGS="--no-browser --port 8899".
 lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
 
-# The site of build/$(PROFILE)'s executed notebooks, into build/site/$(PROFILE)/ (evo2kit/docs.py).
+# The site of build/$(PROFILE)'s executed notebooks, into build/site/$(PROFILE)/ (evo2kit/tutorial/docs.py).
 docs: setup
 	$(PY) -m evo2kit.tutorial.docs --profile $(PROFILE)
 
@@ -54,7 +60,7 @@ docs-check: setup
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
-# The README's list: build/ and the tools' caches; never .venv or the data cache (~/.cache/evo2kit).
+# docs/running.md's list: build/ and the tools' caches; never .venv or the data cache (~/.cache/evo2kit).
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis
 	find . -path ./.venv -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +

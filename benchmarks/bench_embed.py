@@ -22,8 +22,7 @@ import torch
 
 import evo2kit
 from evo2kit.analysis.embeddings import extract, make_plan
-from evo2kit.data.brca1 import load_brca1
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 
 
 def load() -> tuple[evo2kit.Evo2Model, str]:
@@ -73,7 +72,7 @@ def main() -> None:
     print(f"model: {which}")
     n_blocks = model.config.num_layers
     layers = [f"blocks.{i}.{'mlp.l3' if args.layers == 'mlp' else 'pre_norm'}" for i in range(n_blocks)]
-    seqs = variant_windows(load_brca1(), args.window).var_seqs[: args.n_windows]
+    seqs = brca1_windows(load_brca1(), args.window).var_seqs[: args.n_windows]
     plan = make_plan(seqs, seqs, None, args.batch_size)
     batches = [model.tokenizer.encode_batch([plan.uniq[u] for u in b]) for b in plan.batches]
     order = [plan.rows[u][0] for b in plan.batches for u in b]  # loop rows -> input rows

@@ -16,7 +16,7 @@ layout (with TE FP8 metadata), loaded by ``evo2kit.load_model(..., dtype=bfloat1
 process, every weight touched; peak RSS (VmHWM) minus the RSS after ``import torch, evo2kit``,
 over the file size. Goal <= 1.2. The memory-mapped checkpoint's pages count in RSS once; the
 rest is anonymous memory, of which the cost of loading any checkpoint (measured on a tiny one)
-is printed apart, as tests/test_checkpoint.py sets it apart for its 7B-shaped cut.
+is printed apart, as tests/checkpoints/test_official.py sets it apart for its 7B-shaped cut.
 
     nice -n 10 .venv/bin/python benchmarks/bench_fp8.py            # ~1-2 min on 2 idle cores
     nice -n 10 .venv/bin/python benchmarks/bench_fp8.py --tokens 2048 --blocks 2 --rounds 3

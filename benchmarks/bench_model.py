@@ -1,5 +1,5 @@
 """Forward throughput (tokens/s) of evo2kit's StripedHyena2 against the official Evo 2 code
-(vortex, run on CPU by tests/vortex_ref.py), side by side in one run.
+(vortex, run on CPU by evo2kit/model/vortex_reference.py), side by side in one run.
 
 Both models get the same random weights in the official checkpoint layout and the same
 input (batch 1, float32, ``torch.inference_mode``). Each timed round runs evo2kit then

@@ -1,4 +1,4 @@
-"""Whole-window against prefix-shared variant passes (``evo2kit.prefix``), side by side: zero-shot
+"""Whole-window against prefix-shared variant passes (``evo2kit.analysis.prefix``), side by side: zero-shot
 deltas (``zero_shot.delta_likelihood``) and all-layer embeddings (``embed.variant_features``)
 of the same BRCA1 variants.
 
@@ -27,8 +27,7 @@ import evo2kit
 from evo2kit.analysis import prefix
 from evo2kit.analysis.embeddings import variant_features
 from evo2kit.analysis.zero_shot import delta_likelihood
-from evo2kit.data.brca1 import load_brca1
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 
 
 def load() -> tuple[evo2kit.Evo2Model, str]:
@@ -67,7 +66,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     positions = rng.choice(table["pos"].unique(), size=min(args.n_positions, table["pos"].nunique()), replace=False)
     df = table[table["pos"].isin(positions)]
-    zw, ew = variant_windows(df, args.zero_shot_window), variant_windows(df, args.embed_window)
+    zw, ew = brca1_windows(df, args.zero_shot_window), brca1_windows(df, args.embed_window)
     layers = model.layer_names
     bs = args.batch_size
     print(f"model: {which}; {len(df)} BRCA1 SNVs at {len(positions)} positions: {len(zw.ref_seqs)} reference windows "

@@ -11,9 +11,14 @@ Transformer Engine, no flash-attn). Writes one JSON file.
 3. Blocks on two devices (``load_model(device_map=...)``): a small FP8 config with its first
    blocks on the GPU and the rest on the CPU against the whole model on the GPU (logits and
    embeddings, whole and chunked), so the hidden state really crosses devices.
+4. With ``--checkpoint``, first: Evo 2's own self-test (``evo2kit.self_test``) on that published
+   checkpoint, loaded with ``load_model(name, local_path=..., fp8=...)``: the mean next-token loss
+   and accuracy on ArcInstitute/evo2's 4 test sequences against the published values (1e-3 on the
+   loss), and the verdict; a wrong model shows before anything is timed.
 
     python benchmarks/gpu_check.py --out gpu_check.json
     python benchmarks/gpu_check.py --lengths 8192 --out quick.json
+    python benchmarks/gpu_check.py --checkpoint evo2_1b_base.pt --out gpu_check_1b.json   # needs EVO2KIT_DATA_DIR
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -124,18 +130,56 @@ def throughput_rows(lengths: list[int], chunk: int) -> list[dict]:
     return rows
 
 
+def checkpoint_name(checkpoint: str) -> str | None:
+    """The published name a checkpoint file is called by (``evo2_40b.pt.part0`` -> ``evo2_40b``), or None."""
+    from evo2kit.checkpoints.official import PUBLISHED_CHECKPOINTS, checkpoint_files
+
+    stem = checkpoint_files(checkpoint)[0].name.split(".pt")[0]
+    return stem if stem in PUBLISHED_CHECKPOINTS else None
+
+
+def self_test_row(checkpoint: str, name: str, fp8: str) -> dict:
+    """Evo 2's self-test of a published checkpoint on the GPU, with what the loader did."""
+    import evo2kit
+
+    model = evo2kit.load_model(name, local_path=checkpoint, device="cuda", fp8=fp8)
+    result = evo2kit.self_test(model)
+    row = {"model": name, "checkpoint": str(checkpoint), "fp8": fp8, "load_report": str(model.load_report),
+           "logits_dtype": result.dtype, "sequences": result.names, "losses": result.losses,
+           "accuracies": result.accuracies, "loss": result.loss, "accuracy": result.accuracy,
+           "reference": None if result.reference is None else vars(result.reference),
+           "matches": result.matches, "verdict": result.verdict, "seconds": result.seconds,
+           "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    del model
+    torch.cuda.empty_cache()
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="gpu_check.json")
     p.add_argument("--fp8-tokens", type=int, default=8192)
     p.add_argument("--lengths", type=int, nargs="*", default=[8192, 32768, 131072])
     p.add_argument("--chunk", type=int, default=8192)
+    p.add_argument("--checkpoint", help="an official Evo 2 checkpoint (.pt, the first part of a 40B, or their "
+                   "folder): run Evo 2's self-test on it first")
+    p.add_argument("--model", help="its published name (default: from the file name, e.g. evo2_1b_base.pt)")
+    p.add_argument("--fp8", default="auto", choices=("auto", "emulate", "off"), help="how its FP8 projections run")
     args = p.parse_args()
+    if args.checkpoint and not Path(args.checkpoint).exists() and not Path(f"{args.checkpoint}.part0").exists():
+        sys.exit(f"gpu_check.py: checkpoint {args.checkpoint} does not exist")
+    name = args.model or (checkpoint_name(args.checkpoint) if args.checkpoint else None)
+    if args.checkpoint and not name:
+        sys.exit(f"gpu_check.py: cannot tell which published model {args.checkpoint} is; pass --model, e.g. "
+                 "--model evo2_7b")
     if not torch.cuda.is_available():
         sys.exit("gpu_check.py needs a CUDA GPU")
     result = {"torch": torch.__version__, "device": torch.cuda.get_device_name(),
               "capability": list(torch.cuda.get_device_capability()),
               "scaled_mm_available": scaled_mm_available("cuda")}
+    if args.checkpoint:
+        result["self_test"] = self_test_row(args.checkpoint, name, args.fp8)
+        print(result["self_test"]["verdict"], flush=True)
     if result["scaled_mm_available"]:
         result["fp8"] = fp8_rows(args.fp8_tokens)
     result["device_map_cuda_cpu"] = device_map_rows()

@@ -22,12 +22,16 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 import torch
 
+from evo2kit.checkpoints import self_test as self_testing  # the module: load_model's flag shares the name
 from evo2kit.checkpoints.official import (
     PUBLISHED_CHECKPOINTS,
     LoadReport,
+    checkpoint_files,
+    checkpoint_layout,
     load_official_state_dict,
     load_pretrained,
-    read_official_checkpoint,
+    model_from_state_dict,
+    read_checkpoint,
 )
 from evo2kit.files import sha256_file
 from evo2kit.model.fp8 import FP8Linear, backend_for
@@ -60,6 +64,7 @@ class Evo2Model:
         self.tokenizer = CharLevelTokenizer(512)
         self.name = name
         self.weights_sha256 = weights_sha256
+        self.self_test_result: self_testing.SelfTestResult | None = None  # set by load_model(..., self_test=True)
 
     @property
     def config(self) -> Evo2Config:
@@ -90,6 +95,44 @@ class Evo2Model:
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
+
+    def tensors_digest(self) -> str:
+        """Hex SHA-256 of the tensors the model holds now (names, dtypes, shapes and bytes), whatever
+        file they came from: unlike :meth:`digest`, it sees weights changed in place. Computed on
+        each call (nothing is remembered that an in-place change could make stale), each tensor
+        hashed in 64 MiB pieces on a thread pool (hashlib releases the GIL), so that every core
+        shares the work."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        state = sorted(self.model.state_dict().items())
+        piece = 1 << 26
+
+        def pieces(t: torch.Tensor):
+            flat = t.detach().contiguous().reshape(-1).view(torch.uint8)
+            return [flat[i:i + piece] for i in range(0, flat.numel(), piece)] or [flat]
+
+        def sha(b: torch.Tensor) -> bytes:
+            return hashlib.sha256(memoryview(b.cpu().numpy())).digest()
+
+        with ThreadPoolExecutor() as pool:
+            digests = [list(pool.map(sha, pieces(t))) for _, t in state]
+        h = hashlib.sha256()
+        for (name, t), ds in zip(state, digests):
+            h.update(f"{name} {t.dtype} {tuple(t.shape)}\n".encode())
+            for d in ds:
+                h.update(d)
+        return h.hexdigest()
+
+    def fp8_state(self) -> str | None:
+        """None for a model without FP8 input projections (``fp8='off'``, or a config without them);
+        else how they run: their backends and a digest of their scales. The same weights give other
+        numbers in FP8, so caches and stores add it to their key."""
+        fp8 = [(name, m.backend, m.input_scale, m.weight_scale) for name, m in self.model.named_modules()
+               if isinstance(m, FP8Linear)]
+        if not fp8:
+            return None
+        backends = "+".join(sorted({b for _, b, _, _ in fp8}))
+        return f"{backends}:{hashlib.sha256(json.dumps(fp8).encode()).hexdigest()[:12]}"
 
     # -- forward ---------------------------------------------------------------------------
 
@@ -361,16 +404,20 @@ def resolve_fp8(config: Evo2Config, fp8: str) -> tuple[Evo2Config, str | None, l
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
                device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-               fp8: str = "auto", random_weights: bool = False, device_map=None):
+               fp8: str = "auto", random_weights: bool = False, device_map=None, self_test: bool = False):
     """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
     the parts a 40B one is published in, or their folder); without it a published model's
-    checkpoint comes from the Hugging Face Hub as ``evo2`` gets it (``evo2kit.hub``: Hub cache,
+    checkpoint comes from the Hugging Face Hub as ``evo2`` gets it (``evo2kit.checkpoints.hub``: Hub cache,
     SHA-256 checked; offline, a FileNotFoundError says what to fetch), unless
-    ``random_weights=True`` asks for an untrained model of that shape. Other configs without
-    local_path get random (untrained) weights. device: None or "auto":
+    ``random_weights=True`` asks for an untrained model of that shape (the bundled name too), and so
+    does a config dict or ``Evo2Config`` (whatever its ``model_name``). Other configs without
+    local_path get random (untrained) weights. A checkpoint's layout is told by its keys, not its
+    name: the official (vortex) layout, or evo2kit's own (``StripedHyena2.state_dict()`` in a
+    safetensors or ``torch.save`` file); anything else is refused listing what does not fit, and so
+    are weights holding NaN or infinity. device: None or "auto":
     CUDA when present. device_map (instead of device): blocks on several devices, a list (blocks
     split in contiguous runs, as vortex places the 40B on 2 x 80 GB GPUs: ``["cuda:0", "cuda:1"]``)
     or a dict {block index: device}; the embedding, final norm and logits live on block 0's device
@@ -381,14 +428,20 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     without a checkpoint use unit FP8 scales. Official checkpoints are memory-mapped and their
     tensors assigned to a model built on the meta device: host memory peaks near the file
     size when dtype matches the file's (plus the converted copy when it does not).
-    ``model.load_report`` says what the checkpoint loader did.
+    ``model.load_report`` says what the checkpoint loader did. self_test: run Evo 2's own
+    self-test after loading (``evo2kit.self_test``: 4 forward passes of 6-8 kb) and keep its result as
+    ``model.self_test_result``; a model that does not match its checkpoint's published (or
+    recorded) values raises a warning saying so and why that usually happens.
     """
     if backend == "vortex":
-        return _load_vortex(name_or_config, local_path)
+        return _checked(_load_vortex(name_or_config, local_path), str(name_or_config), self_test)
     if backend != "torch":
         raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
+    if fp8 not in FP8_MODES:  # refused for every model, not only those with FP8 projections
+        raise ValueError(f"fp8 must be one of {FP8_MODES}, not {fp8!r}")
     dtype = resolve_dtype(dtype)
     config, name = resolve_config(name_or_config)
+    by_name = not isinstance(name_or_config, (Mapping, Evo2Config))  # a config (dict) means random weights
     block_devices = None
     if device_map is not None:
         if device not in (None, "auto"):
@@ -399,25 +452,28 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" and name not in BUNDLED else torch.float32
     sha, fp8_mode = None, None
-    if local_path is None and name in PUBLISHED_CHECKPOINTS and not random_weights:
+    if local_path is None and name in PUBLISHED_CHECKPOINTS and not random_weights and by_name:
         from evo2kit.checkpoints.hub import download_checkpoint  # noqa: PLC0415 (huggingface_hub only when a download is asked for)
 
         local_path = download_checkpoint(name)  # the Hub cache; offline: FileNotFoundError saying what to fetch
-    if name in BUNDLED and local_path is None:
+    if name in BUNDLED and local_path is None and not random_weights and by_name:
         model, sha = _load_bundled(name)
-    elif local_path is not None and str(local_path).endswith(".safetensors"):
-        model = load_pretrained(local_path, config)
-        sha = sha256_file(Path(local_path))
     elif local_path is not None:
-        state_dict = read_official_checkpoint(local_path)  # FileNotFoundError at once; memory-mapped
-        config, fp8_mode, notes = resolve_fp8(config, fp8)
-        with torch.device("meta"):
-            model = StripedHyena2(config)
-        report = load_official_state_dict(model, state_dict, dtype=dtype, device=device,
-                                          fp8_backend=fp8_mode or "emulate", block_devices=block_devices)
-        report.notes += notes
-        model.load_report = report
-        return Evo2Model(model, name, sha)
+        state_dict, kind = read_checkpoint(local_path)  # FileNotFoundError at once; a .pt is memory-mapped
+        where = str(checkpoint_files(local_path)[0])
+        if checkpoint_layout(state_dict) == "evo2kit":  # by its keys, whatever the file's name
+            model = model_from_state_dict(state_dict, config, where)
+            sha = sha256_file(Path(where)) if kind == "safetensors" else None
+        else:
+            config, fp8_mode, notes = resolve_fp8(config, fp8)
+            with torch.device("meta"):
+                model = StripedHyena2(config)
+            report = load_official_state_dict(model, state_dict, dtype=dtype, device=device,
+                                              fp8_backend=fp8_mode or "emulate", block_devices=block_devices,
+                                              where=where)
+            report.notes += notes
+            model.load_report = report
+            return _checked(Evo2Model(model, name, sha), name, self_test)
     else:
         config, fp8_mode, _ = resolve_fp8(config, fp8)
         with torch.device(device):  # built where it runs; on "meta": shapes only, no memory
@@ -430,7 +486,17 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     for m in model.modules():
         if fp8_mode and isinstance(m, FP8Linear):
             m.backend = backend_for(fp8_mode, m.weight.device)
-    return Evo2Model(model, name, sha)
+    return _checked(Evo2Model(model, name, sha), name, self_test)
+
+
+def _checked(model, name: str, self_test: bool):
+    """``model``, with Evo 2's self-test run and kept as ``model.self_test_result`` when asked; a
+    mismatch warns with the verdict."""
+    if self_test:
+        model.self_test_result = self_testing.self_test(model, name=name)
+        if model.self_test_result.matches is False:
+            warnings.warn(model.self_test_result.verdict, stacklevel=3)
+    return model
 
 
 def _load_bundled(name: str) -> tuple[StripedHyena2, str]:

@@ -1,4 +1,4 @@
-"""Exit codes and error reporting shared by the command-line tools (``evo2kit.runner``, ``evo2kit-embed``,
+"""Exit codes and error reporting shared by the command-line tools (``evo2kit.tutorial.runner``, ``evo2kit-embed``,
 ``evo2kit-vep``).
 
 A user error prints one line, ``<prog>: error: <message>``, and exits with its code

@@ -13,6 +13,22 @@
 # %% [markdown]
 # # 00 · Setup: what this machine has, which data are here, which models fit
 #
+# **You will learn**
+#
+# - which software versions to write down beside any result you report;
+# - how every dataset is fetched and checked against its SHA-256 hash before it is used;
+# - how many parameters each Evo 2 size has, and whether it fits this machine's memory;
+# - what the bundled teaching model `evo2kit-tiny` is (its model card).
+#
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 9 s (profile `cpu`, `make tutorial`; measured at d7d4b12, README's
+#   timing table).
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it).
+# - **Model**: none is loaded: it counts the parameters of the models in `models` (`evo2kit-tiny`
+#   and the published `evo2_1b_base`, `evo2_7b`, `evo2_40b`), the same under every profile.
+#
 # Before any biology, three questions decide what the rest of the tutorials can do here:
 #
 # 1. **Software**: which Python, PyTorch and library versions run this notebook (write them down
@@ -79,7 +95,7 @@ display(pd.Series(hardware, name="value").to_frame())
 # %% [markdown]
 # ## 3 · Datasets: fetch and verify
 #
-# `evo2kit.data.DATASETS` lists every file the tutorials (and training the bundled model) use, with its
+# `evo2kit.data.registry.DATASETS` lists every file the tutorials (and training the bundled model) use, with its
 # source and hash. `fetch(name)`
 # returns a verified local copy (looking in `$EVO2KIT_DATA_DIR`, then the cache, then downloading);
 # a file whose hash does not match raises an error instead of being used.
@@ -168,11 +184,30 @@ record_metrics("00_setup", {
 # %% [markdown]
 # ## What these numbers mean
 #
-# - **Datasets**: every later notebook reads them; a dataset reported missing stops the notebook
-#   that needs it (with the file name and where to get it), and a verified one is byte-for-byte
-#   the file the expected results were measured on.
+# - **Datasets**: the later notebooks read them (two annotation tables serve only to train the
+#   bundled model); 8 of 8 were verified in the `smoke` and `cpu` runs here. A dataset reported
+#   missing stops the notebook that needs it (with the file name and where to get it), and a
+#   verified one is byte-for-byte the file the expected results were measured on.
 # - **Parameter counts** are exact for each architecture (they do not depend on this machine):
-#   about 1.4 M for `evo2kit-tiny`, 6.6 B for Evo 2 7B, 41 B for Evo 2 40B. The `fits` column
-#   compares weights plus `activation_margin` with this machine's memory; it is a lower bound on
-#   what a run needs (long sequences need more, notebook 05). On a machine without a GPU only the
-#   bundled model runs at a useful speed, which is why the `smoke` and `cpu` profiles use it.
+#   1.40 M for `evo2kit-tiny`, 1.108 B for Evo 2 1B, 6.58 B for Evo 2 7B, 41.1 B for Evo 2 40B.
+# - **Fits** compares weights plus `activation_margin` with this machine's memory: a lower bound
+#   on what a run needs (long sequences need more, notebook 05). "Fits" means the weights can be
+#   held, not that the model runs at a useful speed: on a machine without a GPU only the bundled
+#   model does, which is why the `smoke` and `cpu` profiles use it; the published models run
+#   under the gpu profiles, where the memory compared is the GPU's.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Add `"evo2_20b"` and `"evo2_7b_base"` to `models` and rerun section 4. Where does the 20B
+#    fall between the 7B and the 40B? `evo2_7b_base` (8,192-bp context) and `evo2_7b` (1 Mbp) do
+#    not have the same count: compare `Evo2Config.published("evo2_7b_base").to_dict()` with
+#    `Evo2Config.published("evo2_7b").to_dict()` (`from evo2kit.model.striped_hyena import
+#    Evo2Config`) to find which setting differs.
+# 2. Set `activation_margin = 1.0` (activations as large as the weights, closer to a long
+#    sequence than 0.25) and rerun section 4. Which models stop fitting? Notebook 05 measures how
+#    the activation memory of `evo2kit-tiny` grows with length.
+# 3. Call `registry.verify_all()`: it hashes every local file again instead of trusting the memo
+#    of earlier checks. Compare its time with section 3's, and look at
+#    `registry.DATASETS["brca1_sge"]`: its `url`, `sha256` and `description` are what you cite as
+#    the data's provenance.

@@ -13,6 +13,25 @@
 # %% [markdown]
 # # 01 · Loading a model, tokens, layers, scoring and generating
 #
+# **You will learn**
+#
+# - how to load the bundled model or a published Evo 2, and what the loader reports;
+# - how DNA becomes tokens (one base, one token; ids 0 and 1 are special), and why padding is
+#   safe where packing is not;
+# - why Evo 2 reads single bases rather than byte-pair-encoded chunks;
+# - what a layer name such as `blocks.28.mlp.l3` points at;
+# - how a sequence is scored (nats per base) and how new sequence is generated.
+#
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 27 s (profile `cpu`, `make tutorial`; measured at d7d4b12, README's
+#   timing table).
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it).
+# - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base`, `evo2_7b` or
+#   `evo2_40b` under those gpu profiles, which also load it through the official `evo2` package
+#   when it is installed (`official_model`).
+#
 # A DNA language model reads a sequence one base at a time and, at every position, predicts the
 # next base. Everything in these tutorials rests on that one ability: a **score** (how expected is
 # this sequence?), **embeddings** (the model's internal numbers at each position, useful as
@@ -40,8 +59,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 import evo2kit
-from evo2kit.data import fasta, registry, windows
-from evo2kit.data.brca1 import load_brca1
+from evo2kit.data import fasta, registry
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2
 from evo2kit.tutorial.context import context
 from evo2kit.tutorial.metrics import record_metrics
@@ -186,7 +205,7 @@ bpe.train_from_iterator(chunks, trainers.BpeTrainer(vocab_size=bpe_vocab_size, s
 del chr20
 
 brca1 = load_brca1()
-ref_seqs, var_seqs, ref_index = windows.variant_windows(brca1.iloc[:1], window)
+ref_seqs, var_seqs, ref_index = brca1_windows(brca1.iloc[:1], window)
 ref_w, var_w = ref_seqs[0], var_seqs[0]
 ref_bpe, var_bpe = bpe.encode(ref_w), bpe.encode(var_w)
 bases_per_token = len(ref_w) / len(ref_bpe.ids)
@@ -263,6 +282,29 @@ gc_generated = (new.count("G") + new.count("C")) / len(new)
 gc_prompt = (prompt.count("G") + prompt.count("C")) / len(prompt)
 print(f"GC content: prompt {gc_prompt:.2f}, generated {gc_generated:.2f}")
 
+# %% [markdown]
+# ## 8 · Is my model right?
+#
+# A model can load, run and still be wrong. The Evo 2 1B, 20B and 40B were trained with FP8 input
+# projections: without them, or on hardware that rounds them differently, they still produce
+# logits, just worse ones (20-30% next-token accuracy instead of ~80-92%, ArcInstitute/evo2 issues
+# #132 and #157). Evo 2's repository ships its own check, `evo2/test/test_evo2.py`: four sequences
+# (the human L1RE2 retrotransposon, the E. coli lac region, a mammoth and a human mitochondrion;
+# 6-7.6 kb) go through the model, and the mean next-token cross-entropy (natural log) and argmax
+# accuracy are compared with the values published for that checkpoint, to 1e-3 on the loss.
+# `evo2kit.self_test(model)` runs it the same way and says in one sentence whether the model
+# matches and, if not, what usually causes that for this checkpoint;
+# `evo2kit.load_model(..., self_test=True)` does it at load time and warns on a mismatch.
+# `evo2kit-tiny` is not Evo 2: its reference is its own values, recorded here in float32 on CPU
+# (loss 1.3587, accuracy 32.666%: near chance, as these sequences, bar L1RE2, are far from the
+# human chromosomes it was trained on). The random-weight rehearsal model has no reference.
+
+# %%
+check = evo2kit.self_test(model)
+print(check)
+print(f"{sum(check.lengths):,} bases in {check.seconds:.1f}s")
+check.table().round(4)
+
 # %%
 record_metrics("01_loading", {
     "padding_max_abs_diff": pad_diff,
@@ -272,6 +314,9 @@ record_metrics("01_loading", {
     "score_real_minus_shuffled": real_score - shuffled_score,
     "generated_bases": len(new),
     "generated_gc": gc_generated,
+    "self_test_loss": check.loss,
+    "self_test_accuracy": check.accuracy,
+    "self_test_seconds": check.seconds,
     **({"load_dropped_keys": len(report.dropped), "load_permuted_wqkv": len(report.permuted_wqkv),
         "load_converted_tensors": sum(report.converted.values()), "load_fp8_blocks": len(report.fp8_scales)}
        if report is not None else {}),
@@ -280,17 +325,37 @@ record_metrics("01_loading", {
 # %% [markdown]
 # ## What these numbers mean
 #
-# - **Padding** changes nothing on the real positions of a causal model (the difference is zero
-#   or float rounding), so batches of unequal length are safe as long as averages skip the
-#   padding; **packing** changes the later sequences (a difference of about 3 on `evo2kit-tiny`,
-#   against zero for padding): use it only where context from the previous sequence is wanted.
-# - **BPE** packs about five bases into a token here, and one changed base re-cuts one or more
-#   tokens: the reason Evo 2 reads single bases.
-# - **Scores**: on `evo2kit-tiny` the BRCA1 window scores about -1.05 nats/base (cpu profile
-#   runs), above the uniform -1.386 and a few tenths above its own shuffled bases: the model has
-#   learnt local structure of DNA beyond composition. That is not the same as knowing what a
-#   variant does (notebook 03). On an Evo 2 checkpoint the same cells give that model's numbers;
-#   compare them with the shuffled baseline, not with each other across windows.
-# - **Generation** shows the mechanics (sampling, `top_k`, `temperature`). A GC content far from
+# - **Padding** changes nothing on the real positions of a causal model: the difference is float
+#   rounding (2.9e-06 in the `cpu` and `smoke` runs here), so batches of unequal length are safe
+#   as long as averages skip the padding (the mean pooled without the mask is off by 0.82 in the
+#   `cpu` run). **Packing** changes the later sequences (a difference of 2.8 on `evo2kit-tiny`):
+#   use it only where context from the previous sequence is wanted.
+# - **BPE** packs several bases into a token (5.2 per token in the `cpu` profile, with a
+#   vocabulary of 4,096 trained on 1 Mbp of chr20; 4.3 in `smoke`, 1,024 on 200 kbp), and one
+#   changed base re-cuts the tokens around it: the reason Evo 2 reads single bases.
+# - **Scores**: on `evo2kit-tiny` the BRCA1 window scores -1.05 nats/base in the `cpu` run
+#   (8,192 bp; -1.07 in `smoke`, 2,048 bp), above the uniform -1.386, and its own bases shuffled
+#   score -1.43, below uniform: the model has learnt local structure of DNA beyond composition,
+#   and where that structure is missing its predictions are worse than a uniform guess. That is
+#   not the same as knowing what a variant does (notebook 03). On an Evo 2 checkpoint the same
+#   cells give that model's numbers; compare them with the shuffled baseline, not with each other
+#   across windows.
+# - **Generation** shows the mechanics (sampling, `top_k`, `temperature`). In the `cpu` run the
+#   300 generated bases have a GC content of 0.49 against the prompt's 0.44. A GC content far from
 #   the prompt's would show a model that has not even learnt composition; a close one says
 #   little about whether the sequence would function.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `window = 2048` (the length `evo2kit-tiny` was trained on), then `window = 512`, and
+#    rerun sections 4 and 6. How do the real and the shuffled scores, and their difference, move
+#    with the window? The shuffled score is your baseline at each length.
+# 2. Set `bpe_vocab_size = 512`, then `16384`, and rerun section 4. Look at the bases per BPE
+#    token and at how many tokens the single SNV re-cuts: which vocabulary would hide a variant
+#    from a model more?
+# 3. Generate from the same prompt at another temperature:
+#    `model.generate([prompt], n_tokens=n_generate, temperature=0.5, top_k=4, seed=seed)`, then
+#    `temperature=1.5`. Compare `logprobs_mean`, the GC content and the sequence itself: at low
+#    temperature look for runs and short repeats, at high temperature for sequence that looks
+#    random.

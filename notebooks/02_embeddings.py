@@ -13,6 +13,25 @@
 # %% [markdown]
 # # 02 · Embeddings: the numbers a DNA language model gives each variant
 #
+# **You will learn**
+#
+# - how each variant becomes a reference and a variant window, and how one forward pass gives
+#   the embeddings of every layer;
+# - how an on-disk store keeps them, so that an interrupted run resumes and notebook 04 reuses them;
+# - four ways to pool a window into one vector, and how much of a single-base change each keeps;
+# - what a PCA of the embeddings shows (mostly where in the gene a window lies);
+# - what the widely copied run-the-model-once-per-layer recipe costs, measured.
+#
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 3.2 min (profile `cpu`, `make tutorial`; measured at d7d4b12,
+#   README's timing table).
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it).
+# - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base` (all 25
+#   `blocks.{i}.pre_norm`), `evo2_7b` (every block's `mlp.l3`) or `evo2_40b` (11 blocks: every
+#   fifth and the last) under those gpu profiles, at 8,192 bp.
+#
 # A language model reads a DNA sequence one base at a time. Inside, every base becomes a
 # vector of numbers (its *embedding*, or *hidden state*) at every layer of the model:
 # a sequence of `L` bases gives, at each layer, a matrix of `L x d` numbers (`d` = 96 for the
@@ -55,8 +74,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from evo2kit.analysis import embeddings, probes
-from evo2kit.data.brca1 import stratified_subset
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows, stratified_subset
 from evo2kit.tutorial.context import context
 from evo2kit.tutorial.metrics import record_metrics
 
@@ -137,7 +155,7 @@ pd.DataFrame({layer: {"reference": f["ref"].shape, "variant": f["var"].shape} fo
 
 # %%
 sub = stratified_subset(df, n_pooling, seed=seed).index.to_numpy()
-sub_windows = variant_windows(df.iloc[sub], window)
+sub_windows = brca1_windows(df.iloc[sub], window)
 poolings = {"mean": "mean", "last": "last", "at variant": "position", f"±{window_k} bp": f"window:{window_k}"}
 four = embeddings.variant_features(model, sub_windows, [mid], pooling=list(poolings.values()),
                                    batch_size=batch_size)[mid]
@@ -212,7 +230,7 @@ plt.show()
 # first few variants, timed, and checked to give the same numbers.
 
 # %%
-tw = variant_windows(df.head(n_timing), window)
+tw = brca1_windows(df.head(n_timing), window)
 refs_per_variant = [tw.ref_seqs[j] for j in tw.ref_index]
 t0 = time.perf_counter()
 recipe = embeddings.per_layer_recipe(model, refs_per_variant + list(tw.var_seqs), layers, batch_size)
@@ -255,3 +273,48 @@ record_metrics("02_embeddings", {
        zip(poolings, ["mean", "last", "position", "window"])},
     "pca_var_pc1_explained": pca_var.explained_variance_ratio_[0],
 })
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# The figures below are from the `cpu` profile run at seed 0 (all 3,893 SNVs, 512-bp windows,
+# 200 variants in the pooling comparison, middle layer `blocks.6.mlp.l3`); the `smoke` profile
+# uses fewer variants and layers, so read your own run's printed values beside them.
+#
+# - **The store**: 3,893 SNVs (823 LOF) at 1,326 positions need 1,326 reference windows and
+#   3,893 variant windows, and one pass gives all 12 layers of `evo2kit-tiny`. On a published
+#   Evo 2 under the gpu profiles the counts are the same at 8,192 bp; only the width of each
+#   vector changes (1,920 numbers for the 1B, 4,096 for the 7B).
+# - **Pooling**: one changed base among 512 moves the mean-pooled vector by 0.7% of its length
+#   (median) and the vector at the variant's own base by 84%. The logistic probes on the change
+#   reach AUROC 0.49 [0.39, 0.59] (mean), 0.56 [0.47, 0.66] (last base), 0.45 [0.35, 0.55] (at
+#   the variant) and 0.53 [0.43, 0.63] (±8 bp): every interval holds 0.5, so on `evo2kit-tiny`
+#   no pooling gives a linear probe on 200 variants a signal for loss of function, and the
+#   differences between them are not findings. The question this table asks is worth asking
+#   again on an Evo 2 checkpoint, where a signal exists (notebook 03's published AUROCs); at
+#   8,192 bp the variant's base is one of 8,192 in a mean instead of one of 512.
+# - **PCA**: the first component holds 52% of the variance of the variant-window embeddings
+#   (`cpu` and `smoke` runs). The points fall in bands ordered by position in the gene (middle
+#   panel) with LOF variants spread through them, and the variant − reference panel shows no
+#   region of its own for LOF: a probe on these vectors can learn *where* a variant is, which is
+#   why notebook 04 also splits by position.
+# - **Cost**: the one pass equals the per-layer recipe to float rounding (largest difference
+#   4.8e-06) with 11 window forwards instead of 192 for the 8 timed variants (12 layers x
+#   reference and variant). The wall-clock speed-up is a timing of this machine: read the
+#   printed value. In the `cpu` run here, made with other jobs on the same 2 cores, it was only
+#   2.5x; in the `smoke` run (4 layers, 4 times fewer forwards) 4.2x. For the 1B's 25 layers
+#   the recipe runs 50 forwards per variant (194,650 for the 3,893 SNVs) where one pass runs
+#   5,219.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `window = 2048` (the length `evo2kit-tiny` was trained on) and rerun. Compare the
+#    pooling table with the one above: how does the median relative change of mean pooling move
+#    when `L` grows 4-fold, and that of pooling at the variant? Did any AUROC interval stop
+#    holding 0.5? (A new store is computed; notebook 04 reads this `window` by name.)
+# 2. Set `window_k = 2`, then `window_k = 64`, and rerun section 2. Where does "±k bp" pooling
+#    fall between "at variant" and "mean", in relative change and in AUROC?
+# 3. Set `n_pooling = 800` and rerun section 2. How much narrower are the AUROC intervals than
+#    with 200 variants? With four times the variants, expect them about half as wide
+#    (the width shrinks with the square root of the number of variants).

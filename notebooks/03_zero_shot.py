@@ -13,6 +13,23 @@
 # %% [markdown]
 # # 03 · Zero-shot variant effect prediction on BRCA1
 #
+# **You will learn**
+#
+# - how a model that only predicts the next base scores a variant: the change in likelihood
+#   between the variant window and the reference window (delta);
+# - how to read an AUROC, and why it needs its bootstrap interval;
+# - what scoring both strands, and windows of other sizes, change;
+# - how to tell a difference from noise when the intervals overlap.
+#
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 13.5 min (profile `cpu`, `make tutorial`; measured at d7d4b12,
+#   README's timing table).
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it).
+# - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base`, `evo2_7b` or
+#   `evo2_40b` under those gpu profiles, at 8,192 bp, as the published benchmark.
+#
 # Can a model that was only taught to predict the next base tell a harmful mutation from a
 # harmless one, without ever seeing a label? The idea: a language model assigns each sequence a
 # likelihood. If a single-nucleotide variant (SNV) breaks something the model has learned to expect
@@ -45,8 +62,7 @@ import seaborn as sns
 
 from evo2kit.analysis.stats import auroc_ci
 from evo2kit.analysis.zero_shot import variant_deltas
-from evo2kit.data import windows
-from evo2kit.data.brca1 import load_brca1, stratified_subset
+from evo2kit.data.brca1 import brca1_windows, load_brca1, stratified_subset
 from evo2kit.tutorial import plots
 from evo2kit.tutorial.context import context
 from evo2kit.tutorial.metrics import record_metrics
@@ -78,7 +94,7 @@ variants.head()
 # (`ref_index` maps every variant to its reference window), which saves a large part of the work.
 
 # %%
-ref_seqs, var_seqs, ref_index = windows.variant_windows(variants, window)
+ref_seqs, var_seqs, ref_index = brca1_windows(variants, window)
 print(f"{len(var_seqs)} variant windows share {len(ref_seqs)} unique reference windows of {window} bp")
 
 t0 = time.time()
@@ -185,12 +201,32 @@ record_metrics("03_zero_shot", {
 #   variants look less likely to the model than tolerated ones: the model has learnt enough about
 #   coding sequence and splice sites to be surprised by damage, without ever seeing a label.
 # - **On the bundled `evo2kit-tiny`** (1.4M parameters, 11.5M training bases) the AUROC is below
-#   0.5 with an interval that excludes it: the tiny model ranks LOF variants as *more* likely
+#   0.5 with an interval that excludes it: 0.441 (0.419-0.463) on all 3,893 SNVs at 2,048 bp in
+#   the `cpu` profile runs (`notebooks/expected_results.yml` records them), 0.364 (0.254-0.471) on
+#   the `smoke` profile's 120 SNVs at 512 bp. The tiny model ranks LOF variants as *more* likely
 #   than the rest. It has learnt base composition, and in this table LOF variants are more often
 #   G/C -> A/T (31.3% vs 27.1% of the others) and less often A/T -> G/C (32.8% vs 40.0%),
 #   changes a model of AT-rich human DNA finds unsurprising; it has not learnt reading frames or
-#   splice sites, which is what the lesson needs. It is a model to learn the workflow with: the same cells on an
-#   Evo 2 checkpoint (`make tutorial PROFILE=gpu-evo2_7b`) show the published effect.
-# - Reverse-complement averaging and other window sizes (sections 5 and 6) move the AUROC by a
-#   few hundredths on a subset whose interval is wide: differences inside the intervals are not
-#   findings.
+#   splice sites, which is what the lesson needs. It is a model to learn the workflow with: the
+#   same cells on an Evo 2 checkpoint (`make tutorial PROFILE=gpu-evo2_7b`) show the published
+#   effect.
+# - Reverse-complement averaging and other window sizes (sections 5 and 6) are scored on a
+#   subset (`n_compare` variants), so their intervals are wider than the one above. In the
+#   `smoke` run (60 variants) the plus strand gives 0.203 (0.095-0.342), the average of both
+#   strands 0.198 (0.085-0.336), and windows of 256, 512 and 1,024 bp give 0.200, 0.203 and 0.198:
+#   differences of a few thousandths inside intervals 0.25 wide. Which variants the subset draws
+#   matters more: over the five seeds of the `cpu` runs, the plus-strand AUROC of the 100-variant
+#   subset ranged from 0.37 to 0.52. Differences inside the intervals are not findings.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `n_variants = 400` (a class-stratified subset) and rerun sections 1-4. How much wider is
+#    the interval than on all 3,893 SNVs? Does it still exclude 0.5?
+# 2. Test the composition explanation above: score one kind of change only, e.g.
+#    `sub = table[(table.ref == "G") & (table.alt == "A")]`, then
+#    `auroc_ci(sub["class"] == "LOF", -sub["delta"], n_boot=n_boot, seed=seed)`. Within one kind
+#    of change, does the AUROC move towards 0.5? Try `C>T` and `A>G` too.
+# 3. Set `n_compare = 800` and rerun sections 5 and 6. Do the differences between strands or
+#    window sizes now exceed their intervals? (Each extra window size scores `n_compare`
+#    variants again.)

@@ -13,6 +13,23 @@
 # %% [markdown]
 # # 05 · Long sequences: from one window to a whole locus
 #
+# **You will learn**
+#
+# - why a plain forward pass over hundreds of kilobases fails (memory, 32-bit indexing);
+# - how the exact chunked forward gives the same result in pieces, and what it costs in time
+#   and memory as the sequence grows;
+# - how to embed a whole locus around BRCA1 and draw the embeddings along it;
+# - how far overlapping sliding windows are from the exact result.
+#
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 10.5 min (profile `cpu`, `make tutorial`; measured at d7d4b12,
+#   README's timing table).
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it, up to 1 Mbp for the 1B and 7B).
+# - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base`, `evo2_7b` or
+#   `evo2_40b` under those gpu profiles.
+#
 # Evo 2 was trained to read up to a million bases at once, yet a plain forward pass over a
 # 200-kb sequence fails on a GPU with the cryptic `canUse32BitIndexMath` error. This notebook
 # shows why, and what to do instead:
@@ -198,12 +215,34 @@ record_metrics("05_long_sequences", {
 # %% [markdown]
 # ## What these numbers mean
 #
-# - `chunked_max_abs_diff` is float rounding (at most ~1e-4 in the cpu profile runs): the chunked
-#   forward *is* the whole forward, so `embed_long` and `forward(chunk_size=...)` can be used
-#   wherever a whole forward would be, at any length that the K/V cache fits in.
-# - The whole forward's peak memory grows in proportion to the length (MB per kb above); for a
-#   published model scale it roughly by the width ratio (4,096 / 96 for Evo 2 7B) to see why
-#   200 kb fails.
-# - Sliding windows are approximate: on `evo2kit-tiny` with 2,048-bp windows, about 4.5% relative
-#   error without overlap and under 2% with 1,024 bp of overlap (cpu profile runs). Whether that
-#   is small enough depends on the use; the exact chunked pass costs little more.
+# - `chunked_max_abs_diff` is float rounding (1.5e-05 in the `cpu` and `smoke` runs here; the
+#   largest logit in the `smoke` run is 25): the chunked forward *is* the whole forward, so
+#   `embed_long` and `forward(chunk_size=...)` can be used wherever a whole forward would be, at
+#   any length that the K/V cache fits in.
+# - The whole forward's peak memory grows in proportion to the length: 17 MB per kb at
+#   131,072 bp in the `cpu` profile run that `notebooks/expected_results.yml` records, while the
+#   chunked pass over 204,800 bp peaked at 1,006 MB. For a published model scale the per-kb
+#   figure roughly by the width ratio (4,096 / 96 for Evo 2 7B) to see why 200 kb fails; the
+#   32-bit index limit alone falls at 2^31 / (3 x 4,096), about 175 kb, for the 7B.
+# - The chunked pass's time grows with the square of the length (attention): read the printed
+#   seconds per length, which depend on this machine.
+# - Sliding windows are approximate: on `evo2kit-tiny` with 2,048-bp windows, 4.5% mean relative
+#   error without overlap, 2.2% with 512 bp and 1.8% with 1,024 bp of overlap (`cpu` profile);
+#   with the `smoke` profile's 1,024-bp windows, 6.5% and 3.4% with 256 bp of overlap. Whether
+#   that is small enough depends on the use; the exact pass costs what section 2 measured. On
+#   Evo 2 the error depends on how far back its long filters and attention actually use context:
+#   the gpu profiles measure it with the same cells (8,192-bp windows, overlaps up to 4,096 bp).
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `chunk_size = 1024`, then `chunk_size = 16384`, and rerun section 2. Does the chunked
+#    forward still equal the whole one (the printed max |logit difference|)? How do the time and
+#    the peak memory of `embed_long` change with the chunk?
+# 2. Set `sliding_window = 4096` and `sliding_overlaps = [0, 512, 2048]` and rerun section 4. How
+#    does the mean relative error fall with the overlap, and with the window? Each window of
+#    length W with overlap O reads W / (W − O) times the bases of the exact pass.
+# 3. Set `layer = "blocks.2.mlp.l3"` (a long Hyena block), then `"blocks.11.mlp.l3"` (the last,
+#    an attention block), and rerun section 3. Does the span of BRCA1 stand out in the PC1
+#    track of either? On `evo2kit-tiny` expect little; the same plot under a gpu profile asks
+#    the question of Evo 2.

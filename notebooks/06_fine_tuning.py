@@ -13,6 +13,24 @@
 # %% [markdown]
 # # 06 · Training and fine-tuning Evo 2 safely
 #
+# **You will learn**
+#
+# - why training Evo 2's architecture can blow up, measured with the gradient norm of each
+#   kind of layer, and what evo2kit's clipping recipe and pole clamp do about it;
+# - why clipping before `backward()` does nothing;
+# - how a frozen model with a classifier head, LoRA adapters and full fine-tuning compare on
+#   BRCA1 loss of function, judged on notebook 04's test set grouped by position;
+# - how a trained adapter is saved and loaded back.
+#
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 2.9 min (profile `cpu`, `make tutorial`; measured at d7d4b12,
+#   README's timing table).
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it: frozen and LoRA at 8,192 bp).
+# - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default, and its architecture from
+#   random weights in part 1; `evo2_1b_base`, `evo2_7b` or `evo2_40b` under those gpu profiles.
+#
 # Users who fine-tune Evo 2 see the gradients of its long Hyena (HCL) layers explode in the first
 # steps, and are told to watch gradient norms and clip. DNABERT-2 made LoRA (low-rank adapters) the
 # cheap way to adapt a DNA model to a task. This notebook does both, measured:
@@ -230,27 +248,51 @@ record_metrics("06_fine_tuning", results)
 pd.Series(results).round(4)
 
 # %% [markdown]
-# How to read it:
+# ## What these numbers mean
 #
 # - **Part 1.** `stability_early_hcl_share` is the HCL blocks' fraction of the squared gradient norm
 #   over the first 10 steps. Their modal part grows with the window (d h / d log p = R t p^t): at the
-#   few hundred bases of the smoke and cpu profiles it is a minority, while the bundled model's own
-#   training log, at 2,048 bp, shows norms up to ~70 there against ~9 for every other kind in its
-#   first 100 steps. AdamW divides each update by the running size of its own gradient, so clipping
-#   the gradients (globally or by group) changes few updates: the runs without clipping and with one
-#   global clip follow nearly the same loss. Neither keeps the poles inside the unit circle: the
-#   largest log-pole climbs above 0 within a few steps (`stability_max_log_pole_none`), and from then
-#   on the long filter grows as exp(t log p) along the window: a little at a few hundred bases, an
-#   overflow at 8,192 or a million. evo2kit's recipe clamps it at -1e-4. Clipping before
-#   `backward()` changes nothing (`clip_before_backward_max_change` = 0), by measurement.
-# - **Part 2.** Judge the modes by their intervals, not their point estimates: a few hundred test
-#   variants give intervals of about ±0.05-0.1. On the bundled `evo2kit-tiny` (1.4M parameters, 11.5M
-#   training bases) the embeddings carry little about loss of function (notebook 04: near the
-#   sequence-only baseline on the grouped split), and a few hundred training variants are too few to
-#   teach the model what it lacks: in the runs made here every mode stayed near or below chance
-#   (smoke profile: 0.19-0.50 on 39 test variants), and training more weights mostly adds variance.
-#   LoRA's adapters are about a tenth of the weights full fine-tuning trains here (91,392 of 841,344
-#   at rank 8; a far smaller share on Evo 2's wider layers); it leaves the base model untouched, and
-#   its adapter file is small. On Evo 2 (the gpu profiles: LoRA at 8,192 bp on
-#   the 1B or 7B) the frozen model's embeddings are already informative, and the question is whether
-#   adapting it beats the frozen probe by more than the interval.
+#   few hundred bases of the smoke and cpu profiles it is a minority (0.16 in the `smoke` run at
+#   256 bp, 0.26-0.31 in the three `cpu` runs at 512 bp that `notebooks/expected_results.yml`
+#   records), while the bundled model's own training log, at 2,048 bp, shows norms up to ~70 there
+#   against ~9 for every other kind in its first 100 steps (its model card). AdamW divides each
+#   update by the running size of its own gradient, so clipping the gradients (globally or by
+#   group) changes few updates: the runs without clipping and with one global clip follow nearly
+#   the same loss. Neither keeps the poles inside the unit circle: the largest log-pole climbs
+#   above 0 within a few steps (`stability_max_log_pole_none`: 0.0065 after the `smoke` run's 6
+#   steps, 0.016-0.018 after the `cpu` runs' 30), and from then on the long filter grows as
+#   exp(t log p) along the window: a little at a few hundred bases, an overflow at 8,192 or a
+#   million. evo2kit's recipe clamps it at -1e-4. Clipping before `backward()` changes nothing
+#   (`clip_before_backward_max_change` = 0), by measurement.
+# - **Part 2.** Judge the modes by their intervals, not their point estimates. On the bundled
+#   `evo2kit-tiny` (1.4M parameters, 11.5M training bases) the embeddings carry little about loss
+#   of function (notebook 04: below the sequence-only baseline on the grouped split), and a few
+#   hundred training variants are too few to teach the model what it lacks. In the `smoke` run
+#   (48 training and 39 test variants) frozen, LoRA and full reach 0.190 (0.060-0.371), 0.359
+#   (0.125-0.654) and 0.282 (0.093-0.532): intervals that wide say nothing about the modes. In the
+#   three `cpu` runs (160 training variants, 04's 782 test variants) each mode's AUROC moved with
+#   the seed by more than the modes' means differ: frozen 0.37-0.63 (mean 0.52), LoRA 0.47-0.63
+#   (0.54), full 0.55-0.61 (0.58).
+#   LoRA's adapters are about a tenth of the weights full fine-tuning trains here (91,392 of
+#   841,344 at rank 8; a far smaller share on Evo 2's wider layers); it leaves the base model
+#   untouched, and its adapter file is small. On Evo 2 (the gpu profiles: LoRA at 8,192 bp on
+#   the 1B, 7B or 40B) the frozen model's embeddings are already informative (notebook 03's
+#   published zero-shot AUROCs), and the question is whether adapting it beats the frozen probe
+#   by more than the interval.
+# - **The adapter files** load back onto a fresh copy of the base model with predictions equal
+#   to the trained ones (difference 0 in every run here), so a result can be shared as the small
+#   file plus the base model's hash.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `training = {"steps": 40, "batch_size": 4, "seq_len": 2048, "lr": 2e-3, "warmup": 10}`
+#    (the bundled model's training length) and rerun part 1. Does `early_hcl_share` grow with the
+#    window, as the reading above says it should? How high does the largest log-pole climb
+#    without the clamp? (Each step reads four times the bases of the default.)
+# 2. Set `lora = {"r": 2, "alpha": 4}`, then `{"r": 32, "alpha": 64}`, and rerun part 2 (you
+#    may set `modes = ["frozen", "lora"]` to save time). How do the trainable parameters and the
+#    test AUROC interval move? Is any change larger than the interval?
+# 3. Set `layer_id = 2`, then `layer_id = 10`, and rerun part 2. Blocks after the one the head
+#    reads are neither run nor trained: look at how `trainable_params` and `seconds_per_epoch`
+#    of the full mode follow the block.

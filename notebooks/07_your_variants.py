@@ -13,9 +13,26 @@
 # %% [markdown]
 # # 07 · Your own variants: a VCF against any reference genome
 #
+# **You will learn**
+#
+# - how to read a VCF (or a table) and a FASTA genome, with every REF allele checked;
+# - how a VCF of the wrong genome build is caught before anything is scored;
+# - that scoring from a VCF gives notebook 03's deltas, and how to group them by what the VCF
+#   carries (class, consequence);
+# - how to do the same from the command line (`evo2kit-vep`), resumably.
+#
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 4.9 min (profile `cpu`, `make tutorial`; measured at d7d4b12,
+#   README's timing table).
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it).
+# - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base`, `evo2_7b` or
+#   `evo2_40b` under those gpu profiles, at 8,192 bp.
+#
 # Notebook 03 scored one table (the Findlay BRCA1 SNVs) against one region of hg19. Your variants
 # come as a **VCF** (or a table with chrom, pos, ref, alt), and your genome as a **FASTA** file.
-# `evo2kit.variants` reads both (the FASTA through its index, so a whole genome is never loaded),
+# `evo2kit.data.variants` reads both (the FASTA through its index, so a whole genome is never loaded),
 # splits multi-allelic records, matches "chr17" with "17", checks every reference allele against
 # the genome, and cuts the same windows as notebook 03; `evo2kit.analysis.vep` scores them with the same
 # engine (`zero_shot`, and `embed` for embeddings). The command line `evo2kit-vep` does it all.
@@ -207,14 +224,32 @@ record_metrics("07_your_variants", {
 # ## What these numbers mean
 #
 # - **The reader changes nothing.** Deltas of SNVs read from a VCF and a FASTA file equal notebook
-#   03's (`max_abs_delta_diff_vs_03`: 0 in every run we made), so everything notebook 03 says
-#   about the model holds for any VCF read this way.
+#   03's (`max_abs_delta_diff_vs_03`: 0 in the `smoke` run, at most 1.1e-08, float rounding, in
+#   the three `cpu` runs that `notebooks/expected_results.yml` records), so everything notebook 03
+#   says about the model holds for any VCF read this way.
 # - **The REF check is the guard against the wrong build.** The hg19 VCF against the GRCh38
 #   genome stops before scoring, naming the variants; the lifted VCF passes with no mismatch.
 # - **Same sequence, same score.** Over the BRCA1 span the two assemblies differ at 3 bases, all
-#   past the exons Findlay et al. edited (hg19 41.31 and 41.35 Mbp), so no window here holds one
-#   and every delta is the same on both builds (`max_abs_delta_diff_grch38_same_sequence`). A
-#   variant whose window held one would score differently: score against the build your VCF was
-#   called on.
-# - The AUROC and the class/consequence plots are notebook 03's question on a subset; on the
-#   bundled model they show its base-composition bias, not biology (see 03's closing notes).
+#   past the exons Findlay et al. edited (hg19 41,307,485, 41,353,111 and 41,353,468), so no
+#   window here holds one and every delta is the same on both builds
+#   (`max_abs_delta_diff_grch38_same_sequence`: 0). A variant whose window held one would score
+#   differently: score against the build your VCF was called on.
+# - The AUROC and the class/consequence plots are notebook 03's question on a subset (0.312 on
+#   the `smoke` run's 40 SNVs at 512 bp; 0.39-0.51 on the `cpu` runs' 400 at 2,048 bp); on the
+#   bundled model they show its base-composition bias, not biology (see 03's closing notes). On
+#   Evo 2 (the gpu profiles, 8,192 bp) the same cells give that model's scores for your
+#   variants, and the consequence plot shows which kinds of change that model finds least likely.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `strands = "+-"` (the mean of both strands) and rerun sections 1-3. Compare the AUROC
+#    with the plus strand's, and with notebook 03's section 5 on its subset: is the change
+#    larger than the interval notebook 03 gives?
+# 2. Score the hg19 VCF against the GRCh38 genome without stopping:
+#    `vep.score_variants(model, calls, grch38, window, strands, batch_size, skip_bad=True)`.
+#    How many rows are scored, and what does the `note` column say? That is what `--skip-bad`
+#    writes on the command line.
+# 3. Set `window = 8192` and rerun sections 1-3. How does the AUROC compare with notebook 03's
+#    window comparison (section 6)? The REF check and the build comparison do not depend on
+#    the window: do their numbers change?

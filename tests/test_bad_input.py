@@ -90,7 +90,8 @@ def test_stratified_subset_refuses_a_size_below_one():
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
     junk = tmp_path / "weights.pt"
     junk.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(ValueError, match=rf"^not a PyTorch checkpoint: {re.escape(str(junk))}$"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(junk))} is neither a PyTorch checkpoint \(a zip archive\) "
+                                         r"nor a safetensors file \(or it is damaged\)$"):
         load_model(CFG, local_path=junk, device="cpu")
 
 
@@ -118,3 +119,9 @@ def test_an_empty_or_malformed_yaml_config_is_named(tmp_path, text, found):
                rf"num_layers\), {re.escape(found)}" if found else rf"{re.escape(str(cfg))}: not valid YAML")
     with pytest.raises(ValueError, match=message):
         load_model(cfg, device="cpu")
+
+
+def test_an_fp8_mode_that_does_not_exist_is_refused_for_every_model():
+    for name in (CFG, "evo2kit-tiny"):
+        with pytest.raises(ValueError, match=re.escape("fp8 must be one of ('auto', 'emulate', 'off'), not 'on'")):
+            load_model(name, device="cpu", fp8="on")

@@ -35,6 +35,17 @@ def test_notebook_parameters_go_in_as_they_are():
     assert api.resolve_dtype("auto") is None
 
 
+def test_random_weights_and_a_config_dict_give_an_untrained_model():
+    trained = evo2kit.load_model(device="cpu")
+    config = trained.config.to_dict()
+    assert config["model_name"] == "evo2kit-tiny"
+    for model in (evo2kit.load_model("evo2kit-tiny", random_weights=True, device="cpu"),
+                  evo2kit.load_model(config, device="cpu"), evo2kit.load_model(trained.config, device="cpu")):
+        assert model.weights_sha256 is None and model.config == trained.config
+        assert not torch.equal(model.model.blocks[0].mlp.l1.weight, trained.model.blocks[0].mlp.l1.weight)
+        assert model.digest() == evo2kit.load_model("evo2kit-tiny", random_weights=True, device="cpu").digest()
+
+
 def test_damaged_weights_are_refused(tmp_path, monkeypatch):
     src = api.BUNDLED["evo2kit-tiny"]
     for suffix in (".safetensors", ".json", ".sha256"):
@@ -48,6 +59,7 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
         evo2kit.load_model()
 
 
+@pytest.mark.slow
 def test_bundled_model_beats_base_composition_on_held_out_chr22(real_dir):
     """Cross-entropy on 40 held-out chr22 blocks must beat the order-0 entropy of the same
     positions by 0.15 bits/base. Measured for the shipped weights: 1.759 against 1.985 (an

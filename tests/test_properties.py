@@ -1,4 +1,4 @@
-"""Property-based tests (hypothesis): the tokenizer, and the pooling weights of evo2kit.embed.
+"""Property-based tests (hypothesis): the tokenizer, and the pooling weights of evo2kit.analysis.embeddings.
 
 Small ``max_examples`` and no deadline: fast on a busy CPU, and still many shapes beyond the
 hand-written cases.

@@ -17,9 +17,8 @@ from evo2kit.analysis.embeddings import extract, parse_pooling, variant_features
 from evo2kit.analysis.store import verify
 from evo2kit.api import load_model
 from evo2kit.cli import ArgumentParser, exit_status_help, run_main
-from evo2kit.data.brca1 import load_brca1
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 from evo2kit.data.fasta import read_fasta
-from evo2kit.data.windows import variant_windows
 from evo2kit.distributed import torchrun_group
 
 
@@ -76,7 +75,7 @@ def _extract_cli(args) -> int:
                       chunk_size=args.chunk_size, progress=True)
         if args.brca1:
             df = load_brca1()
-            windows = variant_windows(df.head(args.limit) if args.limit else df, args.window)
+            windows = brca1_windows(df.head(args.limit) if args.limit else df, args.window)
             feats = {k: v["var"] for k, v in variant_features(model, windows, shared_prefix=not args.whole_windows,
                                                                **common).items()}
             n = 2 * len(windows.var_seqs)

@@ -4,7 +4,7 @@ by, optionally into a resumable on-disk store.
     model = evo2kit.load_model()
     feats = extract(model, seqs, ["blocks.3.mlp.l3", "blocks.7.mlp.l3"])   # {layer: (N, d)}
     feats = extract(model, seqs, model.layer_names, out="emb/")            # memmaps, resumable
-    vf = variant_features(model, variant_windows(df, 2048), ["blocks.7.mlp.l3"], pooling="window:8")
+    vf = variant_features(model, brca1_windows(df, 2048), ["blocks.7.mlp.l3"], pooling="window:8")
     X = probe_features(vf["blocks.7.mlp.l3"]["ref"], vf["blocks.7.mlp.l3"]["var"], kind="diff")
 
 Pooling, over each sequence's real tokens only (padding never enters):
@@ -21,7 +21,7 @@ first), cut into batches of ``batch_size`` and right-padded with ``pad_id`` (1, 
 The model is causal, so padding cannot reach a real token. Batches longer than ``chunk_size`` go
 through the exact chunked forward (``model.model.new_state()``). ``variant_features`` runs each
 variant window only from its SNV on, continuing its reference window's state there
-(``evo2kit.prefix``; ``shared_prefix=False`` runs it whole): a reference batch and the variant
+(``evo2kit.analysis.prefix``; ``shared_prefix=False`` runs it whole): a reference batch and the variant
 batches that continue it form one unit of the store.
 
 With ``out=DIR`` the features go to a resumable on-disk store (:mod:`evo2kit.analysis.store`).
@@ -44,8 +44,8 @@ from tqdm import tqdm
 from evo2kit.analysis import prefix
 from evo2kit.analysis.store import STORE_FORMAT, Store
 from evo2kit.api import Evo2Model
-from evo2kit.data.brca1 import load_brca1, stratified_subset
-from evo2kit.data.windows import VariantWindows, variant_windows
+from evo2kit.data.brca1 import brca1_variants, brca1_windows
+from evo2kit.data.variants import VariantWindows
 from evo2kit.distributed import rank_world
 from evo2kit.files import output_dir, sha256_json, sha256_lines
 from evo2kit.model.tokenizer import sequence_list, validate_sequence
@@ -81,7 +81,7 @@ class Plan:
 
     uniq[u]: a distinct sequence; rows[u]: the input rows equal to it; slots[u]: the distinct
     positions pooled from it ([None] without positions); slot_of[i]: row i's index in its slots;
-    units[b]: the forwards of unit b (``evo2kit.prefix.Pass``: one batch, or a batch of
+    units[b]: the forwards of unit b (``evo2kit.analysis.prefix.Pass``: one batch, or a batch of
     reference sequences and the passes that continue their states); batches[b]: the distinct
     sequences unit b fills, longest first within each pass.
     """
@@ -101,7 +101,7 @@ class Plan:
 def make_plan(seqs: Sequence[str], names: Sequence[str], positions: np.ndarray | None, batch_size: int,
               continues: Sequence[int] | None = None, min_shared: int = prefix.MIN_SHARED) -> Plan:
     """``continues[i]``: a row whose sequence row i's may continue from their common prefix
-    (-1: none; see :mod:`evo2kit.prefix`), or None for plain batches."""
+    (-1: none; see :mod:`evo2kit.analysis.prefix`), or None for plain batches."""
     index: dict[str, int] = {}
     uniq, unames, rows = [], [], []
     for i, s in enumerate(seqs):
@@ -185,7 +185,7 @@ def run_batch(model: Evo2Model, plan: Plan, b: int, layers: list[str], poolings:
     """The forwards of unit ``b`` with hooks on all ``layers``; writes its rows into ``arrays``
     (``poolings``: [(kind, k)] from :func:`parse_poolings`; several fill (P, d) per row).
 
-    A sequence continuing a reference's state at offset s (``evo2kit.prefix``) takes its tokens
+    A sequence continuing a reference's state at offset s (``evo2kit.analysis.prefix``) takes its tokens
     before s from the reference's pass: pooled, its weights over 0..s-1 are applied there as
     extra slots of the reference's row, and the pass that continues it adds the rest."""
     unit, rows = plan.units[b], [i for u in plan.batches[b] for i in plan.rows[u]]
@@ -267,7 +267,7 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     torch.distributed group the batches are shared among the ranks (``out`` required).
 
     ``continues[i]`` (-1: none): a row whose sequence row i's begins like; row i then continues
-    that row's state after their common prefix instead of running whole (:mod:`evo2kit.prefix`;
+    that row's state after their common prefix instead of running whole (:mod:`evo2kit.analysis.prefix`;
     equal up to float rounding), where the prefix has at least ``min_shared`` tokens.
     """
     poolings = parse_poolings(pooling)
@@ -296,7 +296,8 @@ def extract(model: Evo2Model, seqs: Sequence[str], layer_names: Sequence[str], p
     rank, world = rank_world()
     if world > 1 and out is None:
         raise ValueError("a distributed run (torch.distributed initialised) writes to a store: pass out=")
-    identity = {"format": STORE_FORMAT, "model": model.name, "weights_sha256": model.digest(), "layers": layers,
+    identity = {"format": STORE_FORMAT, "model": model.name, "weights_sha256": model.digest(),
+                "fp8": model.fp8_state() if hasattr(model, "fp8_state") else None, "layers": layers,
                 "pooling": list(pooling) if many else None if kind == "none" else pooling,
                 "dtype": np.dtype(dtype).name,
                 "n_sequences": len(seqs), "sequences_sha256": sha256_lines(seqs),
@@ -323,7 +324,7 @@ def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling, b
     """A store folder name for ``variant_features(model, windows, layer_names, pooling, ...)``:
     readable parts (model, weights, window length, variants, pooling) and a digest of everything
     that changes the store's content (the exact sequences, so a different variant subset or seed
-    never meets an earlier store, the layers, the pooling, the batching)."""
+    never meets an earlier store, the layers, the pooling, the batching, how FP8 projections run)."""
     ref_seqs, var_seqs, ref_index = windows
     positions = getattr(windows, "var_pos_in_window", None)
     identity = {"format": STORE_FORMAT, "sequences": sha256_lines([ref_seqs[j] for j in ref_index] + list(var_seqs)),
@@ -331,6 +332,9 @@ def store_name(model: Evo2Model, windows, layer_names: Sequence[str], pooling, b
                 "layers": list(layer_names), "pooling": pooling if pooling is None or isinstance(pooling, str)
                 else list(pooling), "batch_size": batch_size, "chunk_size": chunk_size,
                 "shared_prefix": shared_prefix}
+    fp8 = model.fp8_state() if hasattr(model, "fp8_state") else None
+    if fp8 is not None:  # FP8 projections change the features (absent: the names of models without them)
+        identity["fp8"] = fp8
     parse_poolings(pooling)  # refuses an unknown pooling before anything is named after it
     label = str(pooling) if pooling is None or isinstance(pooling, str) else "+".join(pooling)
     length = len(var_seqs[0]) if len(var_seqs) else 0
@@ -343,7 +347,7 @@ def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pool
                      shared_prefix: bool = True, **kwargs) -> dict[str, dict[str, np.ndarray]]:
     """Reference and variant features of each variant: {layer: {"ref": (N, d), "var": (N, d)}}.
 
-    windows: ``evo2kit.data.variant_windows(...)`` output (or a ``(ref_seqs, var_seqs, ref_index)``
+    windows: ``evo2kit.data.brca1.brca1_windows(...)`` output (or a ``(ref_seqs, var_seqs, ref_index)``
     tuple with explicit ``positions``). 'position' / 'window:k' pooling defaults to the variant's
     index in its window (``windows.var_pos_in_window``). One ``extract`` call over the N reference
     rows and the N variant rows: shared reference windows are computed once. In a store, rows
@@ -352,7 +356,7 @@ def variant_features(model: Evo2Model, windows, layer_names: Sequence[str], pool
     ``shared_prefix`` (default): each variant window continues its reference window's state
     from the first base where they differ (the SNV), so only its suffix is run; equal to
     whole windows up to float rounding. Variants that share fewer than ``min_shared`` (a kwarg,
-    default ``evo2kit.prefix.MIN_SHARED``) leading bases with their reference window (near the
+    default ``evo2kit.analysis.prefix.MIN_SHARED``) leading bases with their reference window (near the
     window start; an indel window re-centred) run whole. False: every window whole, the plain
     reference.
     """
@@ -398,8 +402,8 @@ def brca1_embeddings(model: Evo2Model, *, window: int, n_variants: int | None = 
     ``store_root/<store_name(...)>`` (store_root None: ``output_dir()/embeddings``). A call with the
     same settings reads that store (resuming it if cut short); any setting that changes the
     content names another store."""
-    df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
-    windows = variant_windows(df, window)
+    df = brca1_variants(n_variants, seed)
+    windows = brca1_windows(df, window)
     blocks = range(model.config.num_layers) if layer_ids is None else layer_ids
     layers = [layer_name.format(i=i) for i in blocks]
     store = Path(store_root or output_dir() / "embeddings") / store_name(model, windows, layers, pooling, batch_size)

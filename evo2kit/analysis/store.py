@@ -42,10 +42,11 @@ LOCK = ".lock"
 BATCHES = "batches.npy"
 STORE_FORMAT = 2
 """Version of the store layout (2: per-batch checksums, ``batches.npy``); part of a store's identity."""
-IDENTITY = ("format", "model", "weights_sha256", "layers", "pooling", "dtype", "n_sequences",
+IDENTITY = ("format", "model", "weights_sha256", "fp8", "layers", "pooling", "dtype", "n_sequences",
             "sequences_sha256", "positions_sha256", "batch_size", "chunk_size", "shared_prefix")
 """Manifest fields that must match for a store to be resumed (``shared_prefix`` is None, as in
-stores written before it existed, unless rows continue other rows' states)."""
+stores written before it existed, unless rows continue other rows' states; ``fp8`` is None, as in
+stores written before it existed, unless the model has FP8 input projections)."""
 
 
 

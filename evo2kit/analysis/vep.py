@@ -4,7 +4,7 @@ against any reference genome, through the engine of notebooks 02-04.
     evo2kit-vep --vcf mine.vcf.gz --fasta genome.fa.gz --window 2048 --out scores.tsv
     torchrun --nproc_per_node 4 -m evo2kit.analysis.vep --vcf ... --out scores.parquet      # same output
 
-Reading and windows: :mod:`evo2kit.variants` (multi-allelic records split, contig names matched,
+Reading and windows: :mod:`evo2kit.data.variants` (multi-allelic records split, contig names matched,
 every REF checked, windows cut at contig edges as notebook 03 cuts them). Scores:
 ``zero_shot.window_deltas`` per strand (``delta+``, ``delta-``, their mean ``delta``: mean
 log-likelihood per predicted base of the variant window minus that of its reference window);
@@ -14,13 +14,16 @@ distance between the variant's and the reference's pooled features (``l2:<layer>
 Output (TSV, or Parquet for a name ending in .parquet): one row per ALT allele, the input's
 columns, then ``fasta_record``, ``window_start`` (1-based), ``window_length``, ``scored``, the
 scores, ``note`` (why a row is not scored, or what is unusual about its window) and, with layers,
-``store_row`` (row of the reference in the store; the variant's is ``store_row + n_scored``).
+``store_row`` (row of the reference in the store; the variant's is ``store_row + n_scored``). An
+input column of one of these names is kept as ``INFO/<name>`` or ``input/<name>``
+(``read_variants``), never replaced; a row whose score is not a finite number is not scored.
 
 Resuming: the variants are cut into parts of ``--part-size`` scored variants (variants sharing
 a reference window stay together); each part's deltas are written atomically into the work folder
 (``--work``, default ``<out>.parts``) as soon as they are computed, so a rerun of the same command
 after any interruption computes only the missing parts (and the store resumes its batches). A run
-with another model, window, batch size or variant set uses other files. Under ``torchrun``, rank r
+with another model, dtype, FP8 mode, window, batch size or variant set uses other files; a part whose
+values no longer match the checksum in its name is computed again. Under ``torchrun``, rank r
 computes every world-th part, and rank 0 writes the output. Exit status as in ``evo2kit.cli``.
 """
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -39,9 +43,16 @@ from tqdm import tqdm
 
 from evo2kit.analysis import embeddings, zero_shot
 from evo2kit.analysis.store import StoreLock
-from evo2kit.cli import ArgumentParser, UsageError, exit_status_help, run_main
-from evo2kit.data.variants import Genome, read_table, read_variants, variant_windows
-from evo2kit.data.windows import VariantWindows
+from evo2kit.cli import ArgumentParser, DataError, UsageError, exit_status_help, run_main
+from evo2kit.data.variants import (
+    SCORE_COLUMNS,
+    WINDOW_COLUMNS,
+    Genome,
+    VariantWindows,
+    read_table,
+    read_variants,
+    variant_windows,
+)
 from evo2kit.distributed import rank_world, torchrun_group
 from evo2kit.files import atomic_write
 
@@ -81,9 +92,13 @@ def score_variants(model, df: pd.DataFrame, genome: Genome, window: int = 8192, 
     ``store_row`` (see the module docstring). ``work``: the folder of resumable parts and of the
     embedding store (required with ``layers`` or under torchrun; None computes everything in memory).
     """
-    zero_shot._check_strands(strands)
+    zero_shot.check_strands(strands)
     if part_size < 1:
         raise ValueError(f"part_size must be >= 1, got {part_size}")
+    clash = [str(c) for c in df.columns if c in (*WINDOW_COLUMNS, *SCORE_COLUMNS) or str(c).startswith("l2:")]
+    if clash:
+        raise DataError(f"the variants already have column(s) {clash}, which score_variants writes: rename them "
+                        "(read_variants keeps such input columns as 'INFO/<name>' or 'input/<name>')")
     cut = variant_windows(df, genome, window, skip_bad=skip_bad)
     rank, world = rank_world()
     if work is None and (layers or world > 1):
@@ -122,10 +137,19 @@ def score_variants(model, df: pd.DataFrame, genome: Genome, window: int = 8192, 
                 out[f"l2:{layer}"] = _scatter(dist_l2, cut.rows, len(df))
             out["store_row"] = pd.array(_scatter(np.arange(n), cut.rows, len(df)), dtype="Int64")
             out.attrs["store"] = str(store)
+        scores = [c for c in out.columns if c.startswith(("delta", "l2:"))]
+        broken = out["scored"].to_numpy(bool) & ~np.isfinite(out[scores].to_numpy(np.float64)).all(axis=1)
+        if broken.any():  # a NaN is no score: never counted as scored
+            out.loc[broken, "scored"] = False
+            out.loc[broken, "note"] = [f"{n}; {NOT_FINITE}" if n else NOT_FINITE for n in out.loc[broken, "note"]]
+        out.attrs["renamed"] = dict(df.attrs.get("renamed", {}))
         return out
     finally:
         if lock is not None:
             lock.release()
+
+
+NOT_FINITE = "the model's score is not a finite number (NaN or infinity): not scored (are its weights damaged?)"
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
@@ -181,8 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--vcf", help="VCF or BCF, plain or bgzipped (index or not)")
     src.add_argument("--table", help="TSV, CSV or xlsx with columns chrom, pos, ref, alt (any case)")
+    p.add_argument("--sheet", default="0", help="the xlsx sheet of --table: its name or 0-based index (default 0)")
     p.add_argument("--fasta", required=True, help="reference FASTA (plain, bgzip or gzip), or a dataset name of "
-                   "evo2kit.data.DATASETS such as grch38_brca1_1mb")
+                   "evo2kit.data.registry.DATASETS such as grch38_brca1_1mb")
     p.add_argument("--model", default="evo2kit-tiny", help="model name or Evo 2 YAML config")
     p.add_argument("--weights", help="checkpoint (.pt or .safetensors) for --model")
     p.add_argument("--backend", default="torch", choices=["torch", "vortex"],
@@ -217,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _score_cli(args) -> int:
-    df = read_variants(args.vcf) if args.vcf else read_table(args.table)
+    work = Path(args.work or f"{args.out}.parts")
+    _check_writable(Path(args.out), work)  # before any scoring, not after it
+    sheet = int(args.sheet) if args.sheet.isdigit() else args.sheet
+    df = read_variants(args.vcf) if args.vcf else read_table(args.table, sheet=sheet)
     genome = Genome(args.fasta)
     with torchrun_group() as device:
         from evo2kit.api import load_model
@@ -228,17 +256,42 @@ def _score_cli(args) -> int:
         if args.layers:
             layers = model.layer_names if args.layers == "all" else [s.strip() for s in args.layers.split(",")]
         table = score_variants(model, df, genome, args.window, args.strands, args.batch_size, layers=layers,
-                               pooling=args.pooling, work=args.work or f"{args.out}.parts", skip_bad=args.skip_bad,
+                               pooling=args.pooling, work=work, skip_bad=args.skip_bad,
                                part_size=args.part_size, progress=True)
         if int(os.environ.get("RANK", "0")) == 0:
             write_table(table, args.out)
             scored = int(table["scored"].sum())
             edge = int(table["note"].str.contains("window cut").sum())
             store = f"; embeddings in {table.attrs['store']}" if layers else ""
+            broken = int(table["note"].str.contains(NOT_FINITE, regex=False).sum())
+            renamed = table.attrs.get("renamed", {})
             print(f"{args.out}: {len(table)} variants from {table['record'].nunique()} records, {scored} scored, "
-                  f"{len(table) - scored} not scored (see 'note'), {edge} window(s) cut at a contig edge{store}",
+                  f"{len(table) - scored} not scored (see 'note'), {edge} window(s) cut at a contig edge{store}"
+                  + (f"; {broken} score(s) not finite (NaN): are the model's weights damaged?" if broken else "")
+                  + ("; input column(s) " + ", ".join(f"{a!r} kept as {b!r}" for a, b in renamed.items())
+                     + " (evo2kit writes columns of those names)" if renamed else ""),
                   file=sys.stderr)
     return 0
+
+
+def _check_writable(out: Path, work: Path) -> None:
+    """UsageError naming --out or --work when the output's folder cannot take a file or the work
+    folder cannot be made: said before anything is scored."""
+    folder = out.parent
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"--out {out}: {folder} {what}: write the output into an existing folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write into {folder} ({e.strerror or e}): choose a writable "
+                         "folder") from None
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--work {work}: cannot make this folder ({e.strerror or e}): choose another with "
+                         "--work") from None
 
 
 if __name__ == "__main__":

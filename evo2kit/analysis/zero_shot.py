@@ -10,6 +10,7 @@ reference window; a damaging variant should look less likely to the model (delta
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 
 from evo2kit.analysis import prefix
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows
 from evo2kit.files import atomic_write, sha256_json, sha256_lines
 from evo2kit.model.tokenizer import reverse_complement as reverse_complement_of
 
@@ -33,7 +34,7 @@ def delta_likelihood(model, ref_seqs: list[str], var_seqs: list[str], ref_index:
 
     ``shared_prefix`` (default, evo2kit models): each variant window continues its reference
     window's state from the first base where they differ, so only its suffix is run
-    (:mod:`evo2kit.prefix`; equal to whole windows up to float rounding). Variants sharing fewer
+    (:mod:`evo2kit.analysis.prefix`; equal to whole windows up to float rounding). Variants sharing fewer
     than ``min_shared`` leading bases with their reference (near the window start, or a window
     not starting where its reference's does) run whole. ``chunk_size`` cuts long windows into
     chunks of the exact chunked forward. ``shared_prefix=False``: every window whole through
@@ -106,16 +107,16 @@ def variant_deltas(model, df: pd.DataFrame, window: int, batch_size: int = 8, st
                    shared_prefix: bool = True, chunk_size: int | None = None) -> pd.DataFrame:
     """``df`` (rows with pos/ref/alt) plus columns ``delta+`` and/or ``delta-`` (per strand in
     ``strands``: "+", "-" or "+-") and ``delta`` (their mean), for ``window``-bp windows centred
-    on each SNV (see :func:`evo2kit.data.variant_windows`).
+    on each SNV (see :func:`evo2kit.data.brca1.brca1_windows`).
 
-    ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.npy``, written
-    atomically) and reused by a later call with the same model weights, dtype, windows, batch
-    size and method; None computes every time. ``table.attrs["computed"]`` says whether the model
-    scored any strand in this call (False: every strand came from the cache, so its time says
-    nothing). ``shared_prefix``, ``chunk_size``: see :func:`delta_likelihood` (each variant window
-    continues its reference's state at the SNV)."""
-    _check_strands(strands)
-    windows = variant_windows(df, window, region)
+    ``cache``: a folder where each strand's deltas are kept (``deltas-<key>.<checksum>.npy``,
+    written atomically) and reused by a later call with the same model weights, dtype, FP8 mode,
+    windows, batch size and method (a damaged file is computed again); None computes every time.
+    ``table.attrs["computed"]`` says whether the model scored any strand in this call (False: every
+    strand came from the cache, so its time says nothing). ``shared_prefix``, ``chunk_size``: see
+    :func:`delta_likelihood` (each variant window continues its reference's state at the SNV)."""
+    check_strands(strands)
+    windows = brca1_windows(df, window, region)
     computed: list[str] = []
     deltas = window_deltas(model, windows, batch_size, strands, cache, computed=computed,
                            shared_prefix=shared_prefix, chunk_size=chunk_size)
@@ -130,10 +131,10 @@ def window_deltas(model, windows, batch_size: int = 8, strands: str = "+",
                   cache: str | os.PathLike | None = None, computed: list | None = None, *,
                   shared_prefix: bool = True, chunk_size: int | None = None) -> dict[str, np.ndarray]:
     """{strand: delta (N,)} for ``windows`` (``VariantWindows`` or a ``(ref_seqs, var_seqs,
-    ref_index)`` tuple, from BRCA1 or from ``evo2kit.variants``), per strand in ``strands``;
+    ref_index)`` tuple, from BRCA1 or from ``evo2kit.data.variants``), per strand in ``strands``;
     ``cache``, ``shared_prefix`` and ``chunk_size`` as in :func:`variant_deltas`; the strands the
     model scored (not read from the cache) are appended to ``computed`` when given."""
-    _check_strands(strands)
+    check_strands(strands)
     ref_seqs, var_seqs, ref_index = windows
     computed = [] if computed is None else computed  # strands scored by the model here, not read from the cache
     shared = shared_prefix and prefix.supports(model)
@@ -156,24 +157,47 @@ def window_deltas(model, windows, batch_size: int = 8, strands: str = "+",
     return {s: strand(s) for s in dict.fromkeys(strands)}
 
 
-def _check_strands(strands) -> None:
+def check_strands(strands) -> None:
+    """Raise ValueError unless ``strands`` is '+', '-' or '+-'."""
     if not isinstance(strands, str) or not strands or set(strands) - {"+", "-"}:
         raise ValueError(f"strands must be '+', '-' or '+-', not {strands!r}")
 
 
 def _cache_key(model, ref_seqs, var_seqs, ref_index, batch_size: int, strand: str, method: list = ()) -> str:
+    """A digest of everything that changes the deltas: the windows, the weights, the dtype and device,
+    how FP8 projections run (for a model that has them), the batch size, the strand and the method."""
     params = next(model.model.parameters())
     identity = [sha256_lines([*ref_seqs, *var_seqs]), np.asarray(ref_index, np.int64).tolist(), model.digest(),
                 str(params.dtype), params.device.type, batch_size, strand, *method]
+    fp8 = model.fp8_state() if hasattr(model, "fp8_state") else None
+    if fp8 is not None:  # the same weights give other numbers in FP8 (absent: the keys of models without FP8)
+        identity.append(["fp8", fp8])
     return sha256_json(identity)[:24]
 
 
 def _cached(folder: Path, key: str, compute) -> np.ndarray:
-    """``folder/deltas-<key>.npy`` if present, else ``compute()`` saved there atomically."""
-    path = folder / f"deltas-{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    values = np.asarray(compute())
+    """The deltas in ``folder/deltas-<key>.<sha>.npy``, whose name carries a SHA-256 of its values, if
+    present and intact; else ``compute()`` saved there atomically. A file whose values no longer
+    match its checksum (or that cannot be read) is removed and computed again, with a warning."""
+    for path in sorted(folder.glob(f"deltas-{key}.*.npy")):
+        try:
+            values = np.load(path, allow_pickle=False)
+            intact = _values_sha256(values).startswith(path.name.split(".")[1])
+        except (OSError, ValueError, EOFError):
+            intact = False
+        if intact:
+            return values
+        warnings.warn(f"{path} is damaged (its values do not match the checksum in its name): computing it again",
+                      stacklevel=4)
+        path.unlink(missing_ok=True)
+    values = np.asarray(compute(), np.float64)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: np.save(f, values), mode="wb")
+    atomic_write(folder / f"deltas-{key}.{_values_sha256(values)[:16]}.npy", lambda f: np.save(f, values), mode="wb")
     return values
+
+
+def _values_sha256(values: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes."""
+    h = hashlib.sha256(f"{values.dtype.str} {values.shape}\n".encode())
+    h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from evo2kit.checkpoints.official import PUBLISHED_CHECKPOINTS, where_to_get
+from evo2kit.checkpoints.official import PUBLISHED_CHECKPOINTS, where_to_get, zip_complete
 from evo2kit.data.registry import DataIntegrityError, Dataset, verify
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -128,6 +128,11 @@ def _from_cache(name: str, repo: str, filename: str, reason: str) -> Path:
             f"access run `hf download {repo} --include '{filename}*' --local-dir DIR`, then pass "
             f"local_path='DIR/{filename}' (or DIR), or copy that machine's {constants.HF_HUB_CACHE}/"
             f"models--{repo.replace('/', '--')} folder into this cache (HF_HOME sets where it is)")
+    if paths[-1].name != filename and not zip_complete(paths[-1]):  # parts, and the last one cached ends nothing
+        raise FileNotFoundError(
+            f"{name}: the Hub cache {constants.HF_HUB_CACHE} holds {', '.join(p.name for p in paths)} but not "
+            f"{filename}.part{len(paths)} (nor any part after it), and the Hub repository {repo} is not reachable "
+            f"({reason}). Fetch the rest with `hf download {repo} --include '{filename}*'` where there is network")
     for path in paths:
         blob = path.resolve().name  # the Hub cache names a Git LFS file's blob by its SHA-256
         if _SHA256.fullmatch(blob):

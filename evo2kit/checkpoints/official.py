@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from evo2kit.cli import DataError
 from evo2kit.files import atomic_path
 from evo2kit.model.fp8 import FP8Linear, backend_for
 from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2, keeps_float32
@@ -170,16 +172,97 @@ def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Unpickled with ``weights_only=True`` and only ``io.BytesIO`` allowed beyond tensors, so a
     file cannot run code. A single file is memory-mapped (tensors are read when touched); a
-    checkpoint in parts is read through one stream (tensors land in memory, once)."""
+    checkpoint in parts is read through one stream (tensors land in memory, once). A truncated or
+    damaged file, or one whose pickle asks for anything else, is a DataError naming it."""
     files = checkpoint_files(path)
     with open(files[0], "rb") as f:  # torch.save writes a zip archive; anything else fails deep in torch.load
         if f.read(4) != b"PK\x03\x04":
             raise ValueError(f"not a PyTorch checkpoint: {files[0]}")
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        if len(files) == 1:
-            return torch.load(files[0], map_location="cpu", weights_only=True, mmap=True)
-        with _JoinedParts(files) as stream:
-            return torch.load(io.BufferedReader(stream, 1 << 20), map_location="cpu", weights_only=True)
+    where = str(files[0]) if len(files) == 1 else f"{files[0]} (and its {len(files) - 1} other part(s))"
+    if ".part" in files[-1].name and not zip_complete(files[-1]):  # a checkpoint in parts, some missing
+        following = f"{files[-1].name.rsplit('.part', 1)[0]}.part{len(files)}"
+        raise FileNotFoundError(f"{files[0].parent}: part(s) {files[0].name} to {files[-1].name} are not the whole "
+                                f"checkpoint (the last ends no zip archive): {following} (and any part after it) "
+                                f"is missing, or {files[-1].name} is truncated; fetch it beside the others")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            if len(files) == 1:
+                sd = torch.load(files[0], map_location="cpu", weights_only=True, mmap=True)
+            else:
+                with _JoinedParts(files) as stream:
+                    sd = torch.load(io.BufferedReader(stream, 1 << 20), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "global" in line),
+                   str(e).splitlines()[0])
+        raise DataError(f"{where}: refused, its pickle asks for more than tensors (Weights only load failed: "
+                        f"{why}); evo2kit never runs a checkpoint's code: use a checkpoint saved as a plain "
+                        "state dict") from None
+    except (RuntimeError, OSError, EOFError, ValueError) as e:  # torch's zip reader: "PytorchStreamReader failed"
+        raise DataError(f"{where} is truncated or damaged ({str(e).strip().splitlines()[0]}): download or copy it "
+                        "again") from None
+    if not isinstance(sd, Mapping) or not all(isinstance(k, str) for k in sd):
+        raise DataError(f"{where} holds a {type(sd).__name__}, not a state dict (name -> tensor)")
+    return sd
+
+
+def zip_complete(last: Path) -> bool:
+    """Whether ``last`` (a file, or the last part of one) ends a zip archive: the end-of-central-directory
+    record (signature ``PK\\x05\\x06``) lies in its last 64 KiB + 22 bytes, as torch.save writes it."""
+    with open(last, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - (1 << 16) - 22))
+        return b"PK\x05\x06" in f.read()
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], str]:
+    """The state dict in ``path`` and the format it was read from, 'safetensors' or 'torch', told by
+    the file's first bytes (not its name): a torch zip archive (or the parts of one, as
+    :func:`read_official_checkpoint` reads them) or a safetensors file. Anything else, and a
+    truncated or damaged file, is a DataError naming it."""
+    files = checkpoint_files(path)
+    with open(files[0], "rb") as f:
+        head = f.read(9)
+    if len(files) > 1 or head.startswith(b"PK\x03\x04"):
+        return read_official_checkpoint(path), "torch"
+    if len(head) == 9 and head[8:9] == b"{":
+        return read_safetensors(files[0]), "safetensors"
+    raise DataError(f"{files[0]} is neither a PyTorch checkpoint (a zip archive) nor a safetensors file"
+                    + (" (it is empty)" if not head else " (or it is damaged)"))
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a truncated, empty or malformed file is a DataError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(f"{path} is not a complete safetensors file ({e}): it is truncated or damaged; copy or "
+                        "save it again") from None
+
+
+def checkpoint_layout(state_dict: Mapping[str, Any]) -> str:
+    """'official' for the vortex layout of published Evo 2 checkpoints (it always holds
+    ``unembed.weight``, and FP8 ones ``*._extra_state``; column-split Wqkv rows per head), else
+    'evo2kit' (``StripedHyena2.state_dict()``, as ``save_pretrained`` or ``torch.save`` of it writes)."""
+    official = "unembed.weight" in state_dict or any(k.endswith("._extra_state") for k in state_dict)
+    return "official" if official else "evo2kit"
+
+
+def check_finite(tensors: Mapping[str, Any], where: str) -> None:
+    """DataError naming ``where`` and the tensors holding NaN or infinity (a damaged file: flipped
+    bytes in a weight)."""
+    bad = [k for k, t in tensors.items() if isinstance(t, torch.Tensor) and t.is_floating_point()
+           and t.device.type != "meta" and not _all_finite(t)]
+    if bad:
+        raise DataError(f"{where}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+                        f"{', ...' if len(bad) > 3 else ''}): the weights are damaged; copy or download them again")
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """torch.isfinite(t).all(), in pieces of 2^24 values (no copy of a big tensor's size)."""
+    flat = t.detach().reshape(-1)
+    return all(bool(torch.isfinite(piece).all()) for piece in flat.split(1 << 24))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,12 +373,13 @@ def check_keys(model: StripedHyena2, state_dict: Mapping[str, Any], where: str =
         raise CheckpointError("\n".join(lines))
 
 
-def check_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+def check_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any],
+                              where: str = "checkpoint") -> dict[str, tuple[float, float]]:
     """Check names, shapes and FP8 metadata without touching any weight; the model may be on
     the meta device. Returns the FP8 scales per ``FP8Linear`` module name. Raises
     CheckpointError listing every missing, unexpected and wrongly shaped key at once, or naming
     the FP8 metadata key that is missing or malformed."""
-    check_keys(model, state_dict, droppable=_droppable)
+    check_keys(model, state_dict, where, droppable=_droppable)
     scales = {}
     for name, module in model.named_modules():
         if isinstance(module, FP8Linear):
@@ -310,7 +394,7 @@ def check_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any
 def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any],
                              dtype: torch.dtype | None = None, device: torch.device | str | None = None,
                              fp8_backend: str = "emulate",
-                             block_devices: list[torch.device] | None = None) -> LoadReport:
+                             block_devices: list[torch.device] | None = None, where: str = "checkpoint") -> LoadReport:
     """Load an official Evo 2 state dict into ``model`` (strict, in place) and report.
 
     Everything is checked first (``check_official_state_dict``). Then each tensor is mapped
@@ -320,8 +404,9 @@ def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any]
     the meta device (then ``device``, default CPU, says where the weights go, or
     ``block_devices[i]`` for those of block i). FP8Linear modules get their scales from the
     checkpoint and run with ``fp8_backend`` ('auto': ``_scaled_mm`` where their device has it).
+    A weight holding NaN or infinity is a DataError naming ``where`` (the file).
     """
-    scales = check_official_state_dict(model, state_dict)
+    scales = check_official_state_dict(model, state_dict, where)
     own = model.state_dict()
     cfg = model.config
     mapped, permuted, converted = {}, [], {}
@@ -342,6 +427,13 @@ def load_official_state_dict(model: StripedHyena2, state_dict: Mapping[str, Any]
             change = f"{str(src.dtype).removeprefix('torch.')} -> {str(to_dtype).removeprefix('torch.')}"
             converted[change] = converted.get(change, 0) + 1
         mapped[name] = src.to(device=to_device, dtype=to_dtype)
+    bad = [k for k, t in mapped.items() if t.is_floating_point() and t.device.type != "meta" and not _all_finite(t)]
+    if bad:
+        overflow = [k for k in bad if _all_finite(state_dict[k])]  # finite in the file, not in ``dtype``
+        if overflow:
+            raise DataError(f"{where}: {len(overflow)} tensor(s) overflow {dtype} ({', '.join(overflow[:3])}): "
+                            "load with dtype='bfloat16' or 'float32'")
+        check_finite({k: state_dict[k] for k in bad}, where)
     model.load_state_dict(mapped, strict=True, assign=True)
     backends = set()
     for name, (input_scale, weight_scale) in scales.items():
@@ -425,16 +517,35 @@ def save_pretrained(model: StripedHyena2, directory: str | Path, name: str) -> P
     """Write ``name.safetensors`` (weights) and ``name.json`` (config) into ``directory``."""
     import json
 
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     path = directory / f"{name}.safetensors"
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "model": name})
+    save_safetensors(tensors, path, {"format": "pt", "model": name})
     (directory / f"{name}.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
     return path
+
+
+def save_safetensors(tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str]) -> Path:
+    """``tensors`` and ``metadata`` as a safetensors file at ``path``, written atomically, with its header's
+    keys sorted: the same tensors and metadata always give the same bytes (safetensors itself writes
+    metadata in a hash map's order, which varies from one call to the next)."""
+    import json
+    import struct
+
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(dict(tensors), str(tmp), metadata=dict(metadata))
+        with open(tmp, "r+b") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.dumps(json.loads(f.read(n)), sort_keys=True, separators=(",", ":"),
+                                ensure_ascii=False).encode()
+            if len(header) > n:  # not the compact JSON safetensors writes (never seen): leave the file as it is
+                return Path(path)
+            f.seek(8)
+            f.write(header + b" " * (n - len(header)))  # the same length: the data does not move
+    return Path(path)
 
 
 def load_pretrained(weights: str | Path, config: Evo2Config | None = None) -> StripedHyena2:
@@ -442,14 +553,19 @@ def load_pretrained(weights: str | Path, config: Evo2Config | None = None) -> St
     the weights unless given), built on the meta device and given the file's tensors."""
     import json
 
-    from safetensors.torch import load_file
-
     weights = Path(weights)
     if config is None:
         config = Evo2Config.from_dict(json.loads(weights.with_suffix(".json").read_text()))
+    return model_from_state_dict(read_safetensors(weights), config, str(weights))
+
+
+def model_from_state_dict(state_dict: Mapping[str, torch.Tensor], config: Evo2Config,
+                          where: str = "checkpoint") -> StripedHyena2:
+    """A model of ``config`` built on the meta device and given ``state_dict``'s tensors (evo2kit's
+    layout, :func:`checkpoint_layout`), after checking names, shapes and that every value is finite."""
     with torch.device("meta"):
         model = StripedHyena2(config)
-    sd = load_file(str(weights))
-    check_keys(model, sd, where=str(weights))
-    model.load_state_dict(sd, assign=True)
+    check_keys(model, state_dict, where=where)
+    check_finite(state_dict, where)
+    model.load_state_dict(state_dict, assign=True)
     return model

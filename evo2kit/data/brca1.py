@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from evo2kit.cli import few
+from evo2kit.data.fasta import read_fasta_first
 from evo2kit.data.registry import fetch
+from evo2kit.data.variants import Genome, VariantWindows, variant_windows
 
 BRCA1_REGION_START = 41_176_312
 """hg19 (1-based) position of index 0 of the ``brca1_hg19_region`` sequence."""
@@ -98,3 +100,67 @@ def stratified_subset(df: pd.DataFrame, n: int | None, seed: int = 0, by: str = 
     idx = np.concatenate([g.sample(max(1, round(len(g) * frac)), random_state=seed).index
                           for _, g in df.groupby(by)])
     return df.loc[np.sort(idx)]
+
+
+def brca1_variants(n_variants: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The Findlay et al. SNVs the notebooks study: all of them (None), or ``n_variants`` drawn
+    class-stratified with ``seed`` (:func:`stratified_subset`); index 0..N-1."""
+    return stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
+
+
+def brca1_windows(df: pd.DataFrame, window: int = 8192, region: str | None = None, *,
+                    clip: bool = False, region_start: int = BRCA1_REGION_START) -> VariantWindows:
+    """Windows centred on each SNV, with the Evo 2 BRCA1 notebook's semantics: the region is a
+    one-record genome cut by :func:`evo2kit.data.variants.variant_windows`, the one window cutter.
+
+    For offset ``p = pos - region_start`` the window is ``region[max(0, p - window//2) :
+    min(len(region), p + window//2)]`` and the SNV sits at index ``min(window//2, p)``.
+
+    Args:
+        df: rows with ``pos`` (1-based), ``ref``, ``alt`` (e.g. from :func:`load_brca1`).
+        window: even window length in bp.
+        region: sequence whose index 0 is ``region_start``; default the hg19 BRCA1 region
+            (``fetch("brca1_hg19_region")``).
+        clip: allow windows that leave the region (truncated, as in the notebook);
+            otherwise that is an error.
+
+    Raises:
+        ValueError: a non-SNV row, a position outside the region, reference-base
+            mismatches (all listed in one error), or windows leaving the region.
+    """
+    if window < 2 or window % 2:
+        raise ValueError(f"window must be an even number >= 2, got {window}")
+    missing = [c for c in ("pos", "ref", "alt") if c not in df.columns]
+    if missing:
+        raise ValueError(f"variant table lacks column(s) {missing}")
+    if region is None:
+        _, region = read_fasta_first(fetch("brca1_hg19_region"))
+    half, n = window // 2, len(region)
+    rows = list(zip(df.index, df["pos"], df["ref"], df["alt"]))
+    not_snv, outside, mismatch, off_edge = [], [], [], []
+    for label, pos, ref, alt in rows:
+        ref, alt, pos = str(ref).upper(), str(alt).upper(), int(pos)
+        p = pos - region_start
+        if len(ref) != 1 or len(alt) != 1 or alt not in "ACGT" or alt == ref:
+            not_snv.append(f"row {label}: pos {pos} {ref}>{alt}")
+        elif not 0 <= p < n:
+            outside.append(f"row {label}: pos {pos}")
+        elif region[p].upper() != ref:
+            mismatch.append(f"row {label}: pos {pos} expected {ref!r} found {region[p].upper()!r}")
+        elif p - half < 0 or p + half > n:
+            off_edge.append(f"row {label}: pos {pos}")
+    if not_snv:
+        raise ValueError(f"{len(not_snv)} row(s) are not SNVs: {few(not_snv)}")
+    if outside:
+        raise ValueError(f"{len(outside)} variant(s) lie outside the region {region_start}-"
+                         f"{region_start + n - 1}: {few(outside)}")
+    if mismatch:
+        raise ValueError(f"{len(mismatch)} reference mismatch(es) against the region "
+                         f"(index 0 = position {region_start}): " + "; ".join(mismatch))
+    if off_edge and not clip:
+        raise ValueError(f"{len(off_edge)} variant(s) have a {window} bp window leaving the "
+                         f"region ({n} bp from {region_start}): {few(off_edge)}. Use a "
+                         "smaller window, a larger region, or clip=True to truncate them.")
+    genome = Genome.from_sequence(region, "region", region_start)
+    snvs = pd.DataFrame({"chrom": "region", "pos": df["pos"], "ref": df["ref"], "alt": df["alt"]}, index=df.index)
+    return variant_windows(snvs, genome, window).windows

@@ -36,12 +36,16 @@ for _a, _b in zip(b"ACGTN", b"TGCAN"):
 
 def load_genome(names=tuple(CHROMOSOMES), val_bp: int = 2_000_000) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """{name: uint8 array} training sequences and one validation array (the last ``val_bp``
-    bases of the first, cut from its training sequence)."""
+    bases of the first, cut from its training sequence). ``val_bp`` must leave some of the first
+    sequence for training (a ValueError says how long it is)."""
     train, val = {}, None
     for i, name in enumerate(names):
         _, seq = read_fasta_first(fetch(name))
         arr = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
         if i == 0:
+            if not 0 < val_bp < len(arr):
+                raise ValueError(f"val_bp (--val-bp) must hold out fewer bases than {name} has ({len(arr):,} bp) "
+                                 f"and at least 1, got {val_bp:,}")
             arr, val = arr[:-val_bp], arr[-val_bp:]
         train[name] = arr
     return train, val

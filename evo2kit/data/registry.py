@@ -89,6 +89,12 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
             "GRCh38 chr17:42,425,000-43,600,000 (plus strand, 1,175,001 bp) around BRCA1 "
             "(GRCh38, not hg19)."),
+    Dataset("evo2_prompts", "evo2_repo/test/prompts.csv",
+            "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/evo2/test/data/prompts.csv",
+            "file_sha256", "371015ef6e1c87bfa2cfe548e3025230f0fdd1a2b63af8a7e110b84341e0493c",
+            "The 4 sequences of Evo 2's own forward-pass self-test (ArcInstitute/evo2 evo2/test/test_evo2.py, "
+            "Apache-2.0; columns Sequence, Name, Percent: L1RE2, the E. coli lac region, mammoth and human "
+            "mitochondrion, 6,160-7,616 bp)."),
     Dataset("hg19_refseq_exons", "annotation/hg19_RefSeq_exon.txt.gz", None,
             "file_sha256", "7b970b2fe11fda7adb5c1f107b17494ade5d8c1aed5040bc91f36ba6d17cc1e4",
             "RefSeq exons of hg19, tab-separated SAF (GeneID Chr Start End Strand, 1-based inclusive; the exons "
@@ -121,7 +127,7 @@ class DataIntegrityError(DataError):
     """A file's content hash differs from the registry's."""
 
 
-_configured_data_dir: Path | None = None  # set by use_data_dir (evo2kit.settings), ahead of the environment
+_configured_data_dir: Path | None = None  # set by use_data_dir (a notebook's context), ahead of the environment
 
 
 def use_data_dir(folder: str | os.PathLike | None) -> None:
@@ -130,7 +136,7 @@ def use_data_dir(folder: str | os.PathLike | None) -> None:
     global _configured_data_dir
     if folder is not None and not Path(folder).expanduser().is_dir():
         raise FileNotFoundError(f"data_dir {str(folder)!r} is not a folder; give the folder holding the "
-                                "datasets (laid out as the README shows), or None")
+                                "datasets (laid out as docs/data.md shows), or None")
     _configured_data_dir = None if folder is None else Path(folder).expanduser()
 
 

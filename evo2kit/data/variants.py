@@ -30,21 +30,26 @@ length ``n`` (notebook 03's, i.e. the Evo 2 BRCA1 notebook's, windows for an SNV
   as notebook 03 cuts it, and the row's ``note`` says so; so is an ``N`` in the reference window
   (the model reads it as a base like any other).
 
-Rows that cannot be scored: a symbolic or ``*`` ALT, an ALT equal to its REF, or an allele longer
-than half the window, is kept unscored with a note. A contig no record matches, a position outside its record and a REF
+Rows that cannot be scored: a symbolic or ``*`` ALT, an ALT equal to its REF, an allele longer
+than half the window, or an ALT that does not fit in its window (an insertion at the last bases of
+its record), is kept unscored with a note. A contig no record matches, a position outside its record and a REF
 that differs from the FASTA are errors listing every such row (:class:`VariantError`), unless
 ``skip_bad=True``, which keeps them unscored with the reason in ``note``.
 """
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import hashlib
 import os
 import re
+import struct
 import urllib.parse
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -52,11 +57,22 @@ import pandas as pd
 from evo2kit.cli import DataError, few
 from evo2kit.data.fasta import is_gzip, open_text
 from evo2kit.data.registry import DATASETS, data_dir, fetch
-from evo2kit.data.windows import VariantWindows
 from evo2kit.files import cache_dir
 
 VARIANT_COLUMNS = ("chrom", "pos", "ref", "alt")
 """The columns a table must have (any case; ``#CHROM`` too); every other column is carried along."""
+OWN_COLUMNS = ("record", "allele", *VARIANT_COLUMNS, "id", "qual", "filter")
+"""The columns :func:`read_variants` writes for every variant (a table has no id, qual, filter)."""
+WINDOW_COLUMNS = ("fasta_record", "window_start", "window_length", "scored", "note")
+"""The columns :func:`variant_windows` adds (``Cut.info``)."""
+SCORE_COLUMNS = ("delta+", "delta-", "delta", "store_row")
+"""The columns ``evo2kit.analysis.vep`` adds, with one ``l2:<layer>`` per layer."""
+
+
+def is_reserved(column) -> bool:
+    """Whether ``column`` is a name evo2kit writes beside a variant (its own fields, the window
+    columns, the scores): an input column of that name is renamed, never overwritten."""
+    return column in (*OWN_COLUMNS, *WINDOW_COLUMNS, *SCORE_COLUMNS) or str(column).startswith("l2:")
 
 _BASES = re.compile(r"[ACGTN]+")
 
@@ -72,7 +88,13 @@ def read_variants(path: str | os.PathLike, sheet: str | int = 0) -> pd.DataFrame
     """A VCF/BCF (by its content) or a TSV/CSV/xlsx table (by its name) as one row per ALT allele:
     ``record`` (VCF: 1-based record number; table: the file's row, header = 1), ``allele`` (1-based
     index of the ALT in its record), ``chrom``, ``pos`` (1-based), ``ref``, ``alt``, then the
-    file's other columns (VCF: ``id``, ``qual``, ``filter`` and one column per INFO field)."""
+    file's other columns (VCF: ``id``, ``qual``, ``filter`` and one column per INFO field).
+
+    An input column whose name evo2kit writes itself (:func:`is_reserved`: ``alt``, ``record``,
+    ``note``, ``delta``, ...) is kept under another name, ``INFO/<name>`` for a VCF INFO field and
+    ``input/<name>`` for a table column, so it never replaces a variant's own field nor is replaced
+    by a computed one; ``df.attrs["renamed"]`` maps each such name to its new one. ``sheet``: the
+    xlsx sheet (name or 0-based index)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no variant file {path}")
@@ -102,6 +124,7 @@ def read_vcf(path: str | os.PathLike) -> pd.DataFrame:
     v43 = vcf.header.version == "VCFv4.3"
     info_keys = list(vcf.header.info)
     number_a = {k for k in info_keys if vcf.header.info[k].number in ("A", "R")}
+    columns = {k: f"INFO/{k}" if is_reserved(k) else k for k in info_keys}  # never a variant's own field
     rows, n, last = [], 0, "the header"
     try:
         for n, rec in enumerate(vcf, 1):
@@ -110,7 +133,7 @@ def read_vcf(path: str | os.PathLike) -> pd.DataFrame:
                 row = {"record": n, "allele": a, "chrom": rec.chrom, "pos": rec.pos, "ref": rec.ref, "alt": alt,
                        "id": rec.id, "qual": rec.qual, "filter": ";".join(rec.filter) or None}
                 for k in info_keys:
-                    row[k] = _info_value(rec.info.get(k), a if k in number_a else 0,
+                    row[columns[k]] = _info_value(rec.info.get(k), a if k in number_a else 0,
                                          vcf.header.info[k].number == "R", v43)
                 rows.append(row)
     except (OSError, ValueError) as e:
@@ -119,7 +142,14 @@ def read_vcf(path: str | os.PathLike) -> pd.DataFrame:
         vcf.close()
     if not rows:
         raise DataError(f"{path}: no variant records")
-    return _normalise(pd.DataFrame(rows), path)
+    df = _normalise(pd.DataFrame(rows, columns=[*OWN_COLUMNS, *columns.values()]), path)
+    for column in columns.values():  # whole numbers stay whole where a record lacks the field (not floats)
+        values = [row[column] for row in rows]
+        whole = [isinstance(v, int) and not isinstance(v, bool) for v in values]
+        if any(whole) and all(w or v is None for w, v in zip(whole, values)) and not all(whole):
+            df[column] = pd.array(values, dtype="Int64")
+    df.attrs["renamed"] = {k: v for k, v in columns.items() if k != v}
+    return df
 
 
 def _info_value(v, allele: int, per_ref: bool, v43: bool):
@@ -146,36 +176,69 @@ def read_table(path: str | os.PathLike, sheet: str | int = 0) -> pd.DataFrame:
     an ALT with commas is split into one row per allele. See :func:`read_variants`."""
     path = Path(path)
     name = path.name.lower().removesuffix(".gz")
+    xlsx = name.endswith((".xlsx", ".xls"))
+    where = f"{path} (sheet {sheet!r})" if xlsx else str(path)
     try:
-        if name.endswith((".xlsx", ".xls")):
+        if xlsx:
             raw = pd.read_excel(path, sheet_name=sheet, dtype=str)
         else:
             sep = "," if name.endswith(".csv") else "\t"
             with open_text(path, "rt") as f:
                 raw = pd.read_csv(f, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-    except (ValueError, UnicodeDecodeError, OSError) as e:  # pandas' ParserError is a ValueError
+    except (ValueError, IndexError, UnicodeDecodeError, OSError, EOFError) as e:  # ParserError is a ValueError
         hint = " (it looks like a VCF: read it as one, --vcf)" if _looks_like_vcf(path) else ""
-        raise DataError(f"{path}: not a readable {'xlsx' if name.endswith(('.xlsx', '.xls')) else 'table'}"
-                        f"{hint}: {str(e).strip().splitlines()[0]}") from None
-    found = {str(c).lower().lstrip("#"): c for c in raw.columns}
+        if xlsx and _sheets(path) and sheet not in _sheets(path) and not (
+                isinstance(sheet, int) and 0 <= sheet < len(_sheets(path))):
+            raise DataError(f"{path} has no sheet {sheet!r}; its sheets are {_sheets(path)}: choose one with "
+                            "--sheet (sheet=)") from None
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{where}: not a readable {'xlsx' if xlsx else 'table'}{hint}: {text}") from None
+    found: dict[str, list] = {}
+    for c in raw.columns:
+        found.setdefault(str(c).lower().lstrip("#"), []).append(c)
     missing = [c for c in VARIANT_COLUMNS if c not in found]
     if missing:
-        raise DataError(f"{path}: no column(s) {missing} (any case); found {[str(c) for c in raw.columns][:12]}")
-    raw = raw.rename(columns={found[c]: c for c in VARIANT_COLUMNS})
+        other = [s for i, s in enumerate(_sheets(path)) if sheet not in (s, i)] if xlsx else []
+        hint = f"; the workbook's other sheets are {other}: choose one with --sheet (sheet=)" if other else ""
+        raise DataError(f"{where}: no column(s) {missing} (any case); found {[str(c) for c in raw.columns][:12]}"
+                        f"{hint}")
+    twice = {c: found[c] for c in VARIANT_COLUMNS if len(found[c]) > 1}
+    if twice:
+        raise DataError(f"{where}: " + "; ".join(f"columns {[str(x) for x in v]} all name {c!r}"
+                                                  for c, v in twice.items()) + ": keep one of each")
+    if raw.empty:
+        raise DataError(f"{where}: a header but no variant rows")
+    raw = raw.rename(columns={found[c][0]: c for c in VARIANT_COLUMNS})
+    renamed = {c: f"input/{c}" for c in raw.columns if c not in VARIANT_COLUMNS and is_reserved(c)}
+    clash = [f"{c!r} (kept as {n!r}, which the table also has)" for c, n in renamed.items() if n in raw.columns]
+    if clash:
+        raise DataError(f"{where}: column(s) {', '.join(clash)}: their names are evo2kit's own output columns; "
+                        "rename them")
+    raw = raw.rename(columns=renamed)
     raw.insert(0, "record", np.arange(2, len(raw) + 2))
     empty = raw[list(VARIANT_COLUMNS)].isna().any(axis=1)
     if empty.any():
-        raise DataError(f"{path}: empty chrom/pos/ref/alt in row(s) {raw.loc[empty, 'record'].tolist()[:10]}")
+        raise DataError(f"{where}: empty chrom/pos/ref/alt in row(s) {raw.loc[empty, 'record'].tolist()[:10]}")
     alts = raw["alt"].str.split(",")
     raw = raw.assign(alt=alts, allele=alts.map(lambda a: list(range(1, len(a) + 1)))).explode(["alt", "allele"])
     pos = pd.to_numeric(raw["pos"], errors="coerce")
     bad = pos.isna() | (pos % 1 != 0) | (pos < 1)
     if bad.any():
         rows = [f"row {r} ({p!r})" for r, p in zip(raw.loc[bad, "record"], raw.loc[bad, "pos"])]
-        raise DataError(f"{path}: column 'pos' must hold whole numbers >= 1; {few(rows, 5)}")
+        raise DataError(f"{where}: column 'pos' must hold whole numbers >= 1; {few(rows, 5)}")
     raw["pos"] = pos
     front = ["record", "allele", *VARIANT_COLUMNS]
-    return _normalise(raw[front + [c for c in raw.columns if c not in front]].reset_index(drop=True), path)
+    df = _normalise(raw[front + [c for c in raw.columns if c not in front]].reset_index(drop=True), where)
+    df.attrs["renamed"] = renamed
+    return df
+
+
+def _sheets(path: Path) -> list[str]:
+    """The sheet names of a workbook ([] if it cannot be read)."""
+    try:
+        return list(pd.ExcelFile(path).sheet_names)
+    except Exception:  # noqa: BLE001 (only a hint for an error message)
+        return []
 
 
 def _looks_like_vcf(path: Path) -> bool:
@@ -269,6 +332,25 @@ def contig_key(name: str) -> str:
     return "MT" if key == "M" else key
 
 
+@dataclass
+class VariantWindows:
+    """Reference/variant windows; unpacks as ``ref_seqs, var_seqs, ref_index = vw``.
+
+    ref_seqs: unique reference windows (by (start, end)), in order of first use.
+    var_seqs: one variant window per input row (reference window with the SNV substituted).
+    ref_index: int64 (n_variants,), ``ref_seqs[ref_index[i]]`` is variant i's reference.
+    var_pos_in_window: int64 (n_variants,), index of the SNV within its window.
+    """
+
+    ref_seqs: list[str]
+    var_seqs: list[str]
+    ref_index: np.ndarray
+    var_pos_in_window: np.ndarray
+
+    def __iter__(self) -> Iterator:
+        return iter((self.ref_seqs, self.var_seqs, self.ref_index))
+
+
 @dataclass(frozen=True)
 class Record:
     """A FASTA record: ``name`` in the file, the ``contig`` it belongs to, ``start`` (1-based
@@ -285,7 +367,7 @@ class Genome:
 
     The ``.fai`` (and ``.gzi``) index goes beside the file, or into the cache (``cache_dir()``)
     when that folder is read-only; a gzip (not bgzip) file is first copied once into the cache as
-    bgzip. ``path`` may also be a dataset name of ``evo2kit.DATASETS`` (fetched and verified)."""
+    bgzip. ``path`` may also be a dataset name of ``evo2kit.data.registry.DATASETS`` (fetched and verified)."""
 
     def __init__(self, path: str | os.PathLike):
         if isinstance(path, str) and path in DATASETS:
@@ -303,6 +385,16 @@ class Genome:
         if not self.records:
             raise DataError(f"{self.path}: no FASTA records")
 
+    @classmethod
+    def from_sequence(cls, seq: str, contig: str, start: int = 1) -> "Genome":
+        """A one-record genome held in memory: ``seq`` is ``contig`` from 1-based position ``start`` on
+        (a region cut from a chromosome, such as the BRCA1 region)."""
+        genome = cls.__new__(cls)
+        name = f"{contig}:{start}-{start + len(seq) - 1}"
+        genome.path, genome.fasta = Path(name), {name: seq.upper()}
+        genome.records = [Record(name, contig, start, len(seq))]
+        return genome
+
     def __repr__(self) -> str:
         return f"Genome({str(self.path)!r}, {len(self.records)} records)"
 
@@ -318,35 +410,138 @@ class Genome:
 
 
 def _open_indexed(path: Path):
-    """pyfaidx.Fasta of ``path``, its index built atomically on first use (beside it, else in the cache)."""
+    """pyfaidx.Fasta of ``path`` through its ``.fai`` (and ``.gzi``) index: the one beside it when that
+    is newer than the file and fits it (:func:`_index_problem`), else one built atomically beside it
+    (or in the cache, for a read-only folder). An index that does not fit its FASTA (one copied with
+    ``cp -p`` or rsync from another file, keeping its time) is never used: it is rebuilt."""
     import pyfaidx
-
-    from evo2kit.files import atomic_write
 
     if is_gzip(path) and not _is_bgzf(path):
         path = _bgzf_copy(path)
-    fai, gzi = Path(f"{path}.fai"), Path(f"{path}.gzi")
     bgzf = is_gzip(path)
-    fresh = lambda p: p.is_file() and p.stat().st_mtime >= path.stat().st_mtime  # noqa: E731
-    if not (fresh(fai) and (fresh(gzi) or not bgzf)):
+    fai, gzi = Path(f"{path}.fai"), Path(f"{path}.gzi")
+    if not _usable_index(path, fai, gzi, bgzf):
         if not _writable(path.parent):
             digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
             folder = cache_dir() / "fai"
             folder.mkdir(parents=True, exist_ok=True)
             fai, gzi = folder / f"{digest}-{path.name}.fai", folder / f"{digest}-{path.name}.gzi"
-        if not (fresh(fai) and (fresh(gzi) or not bgzf)):
-            tmp = fai.with_name(f".{fai.name}.{os.getpid()}")  # pyfaidx writes in place: build aside, then rename
-            try:
-                pyfaidx.Faidx(str(path), indexname=f"{tmp}.fai", gzi_indexname=f"{tmp}.gzi").close()
-            except pyfaidx.FastaIndexingError as e:
-                raise DataError(f"{path}: cannot index this FASTA ({e})") from None
-            if bgzf:
-                atomic_write(gzi, lambda f: f.write(Path(f"{tmp}.gzi").read_bytes()), mode="wb")
-            atomic_write(fai, lambda f: f.write(Path(f"{tmp}.fai").read_text()))
-            for p in (Path(f"{tmp}.fai"), Path(f"{tmp}.gzi")):
-                p.unlink(missing_ok=True)
+        if not _usable_index(path, fai, gzi, bgzf):
+            _build_index(path, fai, gzi, bgzf)
+            problem = _index_problem(path, fai, gzi, bgzf)
+            if problem:
+                raise DataError(f"{path}: the index just built does not fit the file ({problem}): the FASTA's "
+                                "lines are not laid out as an index needs (lines of one width per record)")
     return pyfaidx.Fasta(str(path), indexname=str(fai), gzi_indexname=str(gzi) if bgzf else None,
                          sequence_always_upper=True, as_raw=True, rebuild=False, build_index=False)
+
+
+def _usable_index(path: Path, fai: Path, gzi: Path, bgzf: bool) -> bool:
+    """Whether the index files exist, are not older than the FASTA and fit it."""
+    mtime = path.stat().st_mtime
+    fresh = lambda p: p.is_file() and p.stat().st_mtime >= mtime  # noqa: E731
+    return fresh(fai) and (fresh(gzi) or not bgzf) and _index_problem(path, fai, gzi, bgzf) is None
+
+
+def _build_index(path: Path, fai: Path, gzi: Path, bgzf: bool) -> None:
+    """Write ``fai`` (and ``gzi``) for ``path``, atomically; a FASTA that cannot be indexed is a DataError
+    naming it and why, and leaves no temporary file."""
+    import pyfaidx
+
+    from evo2kit.files import atomic_write
+
+    tmp = fai.with_name(f".{fai.name}.{os.getpid()}")  # pyfaidx writes in place: build aside, then rename
+    try:
+        pyfaidx.Faidx(str(path), indexname=f"{tmp}.fai", gzi_indexname=f"{tmp}.gzi").close()
+        if bgzf:
+            atomic_write(gzi, lambda f: f.write(Path(f"{tmp}.gzi").read_bytes()), mode="wb")
+        atomic_write(fai, lambda f: f.write(Path(f"{tmp}.fai").read_text()))
+    except pyfaidx.FastaIndexingError as e:
+        raise DataError(f"{path}: cannot index this FASTA ({e})") from None
+    except ValueError as e:
+        if str(e).startswith("Duplicate key"):  # pyfaidx's words for two records of one name
+            name = str(e).split('"')[1] if '"' in str(e) else str(e)
+            raise DataError(f"{path}: two FASTA records are named {name!r}: a record must be found by its name; "
+                            "rename or remove one") from None
+        raise DataError(f"{path}: cannot index this FASTA ({e})") from None
+    except (OSError, EOFError, struct.error, zlib.error) as e:
+        raise DataError(f"{path} is truncated or damaged ({e}): fetch or decompress it "
+                        "again") from None
+    finally:
+        for p in (Path(f"{tmp}.fai"), Path(f"{tmp}.gzi")):
+            p.unlink(missing_ok=True)
+
+
+def _index_problem(path: Path, fai: Path, gzi: Path, bgzf: bool) -> str | None:
+    """Why the ``.fai`` index does not fit the FASTA ``path``, or None when it does: each record must
+    start on the line after its ``>name`` header, its first line must end where the index says, and its
+    last base must be followed by a line end and then the next header or the end of the file. A
+    record that grew, shrank or moved, or lines of another width, fail one of these."""
+    try:
+        lines = fai.read_text().splitlines()
+        with _RawReader(path, gzi if bgzf else None) as raw:
+            for n, line in enumerate(lines, 1):
+                fields = line.split("\t")
+                if len(fields) < 5:
+                    return f"line {n} of {fai.name} is not an index line"
+                name, (length, offset, width, stride) = fields[0], map(int, fields[1:5])
+                head = raw.read(max(0, offset - 4096), min(offset, 4096))
+                if not head.endswith(b"\n"):
+                    return f"record {name!r} does not start after a header line"
+                begin = head.rfind(b"\n", 0, len(head) - 1) + 1
+                if begin or offset <= 4096:
+                    words = head[begin:].strip().split()
+                    if not words or words[0] != b">" + name.encode():
+                        return f"record {name!r} does not follow its header (found {head[begin:][:40]!r})"
+                if length == 0:
+                    continue
+                if width < 1 or stride < width:
+                    return f"record {name!r} has line width {width} and stride {stride}"
+                if length > width and raw.read(offset + width, stride - width) not in (b"\n", b"\r\n"):
+                    return f"the first line of {name!r} is not {width} bases long"
+                last = offset + (length - 1) // width * stride + (length - 1) % width
+                tail = raw.read(last, 256)
+                if not tail or tail[:1] in b"\r\n>" or tail[1:2] not in (b"", b"\n", b"\r"):
+                    return f"record {name!r} does not end after {length} bases"
+                after = tail[1:].lstrip(b"\r\n")
+                if after and not after.startswith(b">"):
+                    return f"record {name!r} is longer than {length} bases"
+    except (OSError, ValueError, EOFError, struct.error, zlib.error) as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+class _RawReader:
+    """Bytes of a plain FASTA, or of a bgzip one at uncompressed offsets through its ``.gzi``."""
+
+    def __init__(self, path: Path, gzi: Path | None):
+        self.starts = None
+        if gzi is None:
+            self.f = open(path, "rb")
+            return
+        from Bio import bgzf
+
+        data = gzi.read_bytes()
+        (n,) = struct.unpack_from("<Q", data)
+        pairs = struct.unpack_from(f"<{2 * n}Q", data, 8)
+        self.starts = [(0, 0)] + [(pairs[2 * i + 1], pairs[2 * i]) for i in range(n)]  # (uncompressed, compressed)
+        self.f = bgzf.BgzfReader(str(path), "rb")
+
+    def read(self, offset: int, n: int) -> bytes:
+        if self.starts is None:
+            self.f.seek(offset)
+        else:
+            from Bio import bgzf
+
+            u, c = self.starts[bisect.bisect_right(self.starts, (offset, float("inf"))) - 1]
+            self.f.seek(bgzf.make_virtual_offset(c, offset - u))
+        return self.f.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
 
 
 def _writable(folder: Path) -> bool:
@@ -391,7 +586,11 @@ def _bgzf_copy(path: Path) -> Path:
                 w.write(chunk)
         w.close()
 
-    atomic_write(out, write, mode="wb")
+    try:
+        atomic_write(out, write, mode="wb")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path} is truncated or damaged ({e}): fetch or decompress it "
+                        "again") from None
     return out
 
 
@@ -490,6 +689,13 @@ def variant_windows(df: pd.DataFrame, genome: Genome, window: int = 8192, *, ski
             continue
         start, end = max(0, p - half), min(rec.length, p + half)
         k = p - start
+        if k + len(alt) > end - start:  # an insertion at the record's end: its ALT would be trimmed away
+            info["fasta_record"].append(rec.name)
+            for key, v in (("window_start", None), ("window_length", None), ("scored", False),
+                           ("note", f"ALT ({len(alt)} bp) does not fit in its {end - start}-bp window: {rec.name} "
+                                    f"has {rec.length - p} bp left from the variant's first base: not scored")):
+                info[key].append(v)
+            continue
         if (rec.name, start, end) not in keys:
             keys[(rec.name, start, end)] = len(ref_seqs)
             ref_seqs.append(genome.fetch(rec, start, end))
@@ -529,6 +735,8 @@ def variant_windows(df: pd.DataFrame, genome: Genome, window: int = 8192, *, ski
         raise VariantError("; ".join(problems) + ". Fix the input, or skip_bad=True (--skip-bad) keeps those "
                            "rows unscored with the reason in 'note'")
     vw = VariantWindows(ref_seqs, var_seqs, np.asarray(ref_index, np.int64), np.asarray(var_pos, np.int64))
+    for key in ("window_start", "window_length"):  # whole numbers, empty where not scored (not floats)
+        info[key] = pd.array(info[key], dtype="Int64")
     return Cut(vw, np.asarray(rows, np.int64), pd.DataFrame(info, index=df.index))
 
 

@@ -345,7 +345,7 @@ class HyenaBlock(nn.Module):
         self.pre_norm, self.post_norm = RMSNorm(d, cfg.eps), RMSNorm(d, cfg.eps)
         self.filter = HyenaFilter(cfg, cfg.block_kind(layer_idx))
         # the one FP8 layer of Evo 2 (a Transformer Engine Linear in vortex); unit scales until
-        # a checkpoint's are loaded (evo2kit.checkpoint)
+        # a checkpoint's are loaded (evo2kit.checkpoints.official)
         linear = FP8Linear if cfg.use_fp8_input_projections else nn.Linear
         self.projections = linear(d, 3 * d, bias=cfg.qkv_proj_bias)
         self.out_filter_dense = nn.Linear(d, d, bias=cfg.hyena_out_proj_bias)
@@ -567,7 +567,7 @@ class StripedHyena2(nn.Module):
         ``on_logits(start, logits)`` receives each piece's logits (B, n, vocab), ``start`` its
         absolute offset. Without a state, cuts or chunks it is one plain forward. This is the
         one chunk loop: ``Evo2Model.forward(chunk_size=)``, ``embed_long`` and the prefix-shared
-        passes (``evo2kit.prefix``) all run through it, layer hooks firing once per piece."""
+        passes (``evo2kit.analysis.prefix``) all run through it, layer hooks firing once per piece."""
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
                                        or chunk_size < 1):
             raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")

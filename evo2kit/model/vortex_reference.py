@@ -443,11 +443,11 @@ def _stub_module(name: str, doc: str, missing: type[Exception]) -> types.ModuleT
         if attr.startswith("__"):
             raise AttributeError(attr)
         if missing is ImportError:
-            raise ImportError(f"{name}.{attr} is not available (CPU stub from tests/vortex_ref.py)")
+            raise ImportError(f"{name}.{attr} is not available (CPU stub from evo2kit/model/vortex_reference.py)")
 
         def unavailable(*args, **kwargs):
             raise RuntimeError(f"{name}.{attr} called, but {name} is a CPU stub "
-                               "(tests/vortex_ref.py); set use_flash_attn: false")
+                               "(evo2kit/model/vortex_reference.py); set use_flash_attn: false")
 
         return unavailable
 
@@ -464,7 +464,7 @@ class _UnavailableKernel:
 
     def __getitem__(self, grid):
         raise RuntimeError(f"triton kernel {self.__name__} launched, but triton is a CPU stub "
-                           "(tests/vortex_ref.py); run under vortex_ref.cpu_patches()")
+                           "(evo2kit/model/vortex_reference.py); run under vortex_ref.cpu_patches()")
 
     def __call__(self, *args, **kwargs):
         return self[None]

@@ -1,3 +1,5 @@
+import sys
+
 from evo2kit.training.train import main
 
-main()
+sys.exit(main())

@@ -7,7 +7,7 @@ or in full (notebook 06, part 2; part 1, training from scratch, is ``evo2kit.sta
     save_adapter(clf, "brca1_lora.safetensors"); clf2 = load_adapter(model, "brca1_lora.safetensors")
 
 The pieces of a safe training step (per-kind gradient norms, the two clipping groups, the pole clamp,
-the learning-rate schedule) are ``evo2kit.train``'s, shared with the training of the bundled model.
+the learning-rate schedule) are ``evo2kit.training.train``'s, shared with the training of the bundled model.
 LoRA comes from the ``peft`` library, injected into the model's own ``nn.Linear`` modules by name;
 an adapter file is safetensors (tensors and JSON metadata, nothing unpickled).
 """
@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -33,7 +34,9 @@ from torch import nn
 from evo2kit.analysis.embeddings import parse_pooling, pool_weights
 from evo2kit.analysis.probes import ProbeDNN, Split
 from evo2kit.api import Evo2Model
-from evo2kit.files import atomic_path, atomic_write
+from evo2kit.checkpoints.official import save_safetensors
+from evo2kit.cli import DataError
+from evo2kit.files import atomic_write
 from evo2kit.model.striped_hyena import StripedHyena2
 from evo2kit.training import train
 
@@ -62,11 +65,10 @@ def brca1_task(tokenizer, window: int, n_variants: int | None = None, seed: int 
     """Notebook 04's variants (``n_variants`` drawn class-stratified with ``seed``, or all), windows and
     split grouped by genomic position (blocks of ``group_bp`` bases, ``split_seed``): the same test set."""
     from evo2kit.analysis.probes import grouped_split
-    from evo2kit.data.brca1 import load_brca1, stratified_subset
-    from evo2kit.data.windows import variant_windows
+    from evo2kit.data.brca1 import brca1_variants, brca1_windows
 
-    df = stratified_subset(load_brca1(), n_variants, seed=seed).reset_index(drop=True)
-    windows = variant_windows(df, window)
+    df = brca1_variants(n_variants, seed)
+    windows = brca1_windows(df, window)
     lengths = {len(s) for s in [*windows.ref_seqs, *windows.var_seqs]}
     if len(lengths) != 1:
         raise ValueError(f"windows of {sorted(lengths)} bp: fine-tuning batches need windows of one length")
@@ -384,52 +386,79 @@ def predict(clf: VariantClassifier, task: VariantTask, rows: np.ndarray, batch_s
 
 
 def base_digest(base: Evo2Model) -> str:
-    """``base.digest()``, computed once per model object: without a weights file's digest
-    (official checkpoints) it hashes every tensor, which takes minutes on a 7B. This module never
-    changes a base model's weights (LoRA and full training work on copies)."""
-    if getattr(base, "_finetune_sha256", None) is None:
-        base._finetune_sha256 = base.digest()
-    return base._finetune_sha256
+    """The SHA-256 of the tensors ``base`` holds now (``Evo2Model.tensors_digest``), which an adapter
+    records and is checked against: not the weights file's digest, which stays the same when the
+    weights are changed in place. Computed on each call (a remembered value could go stale), on a
+    thread pool; a caller that changes no weight in between may pass it on (``compare_modes`` does)."""
+    return base.tensors_digest()
+
 
 ADAPTER_FORMAT = "evo2kit-variant-classifier/1"
 
 
-def save_adapter(clf: VariantClassifier, path: str | os.PathLike, base: Evo2Model) -> Path:
+def save_adapter(clf: VariantClassifier, path: str | os.PathLike, base: Evo2Model,
+                 base_tensors_sha256: str | None = None) -> Path:
     """Write what ``clf`` trained (LoRA matrices or full weights, the head, its statistics) to a
-    safetensors file, with the settings to rebuild it and the base model's name and weights sha256
-    in its metadata. Atomic: an interrupted save leaves no file."""
-    from safetensors.torch import save_file
-
+    safetensors file, with the settings to rebuild it, the base model's name, its weights file's sha256
+    and the sha256 of the tensors it holds (:func:`base_digest`, or ``base_tensors_sha256`` when the
+    caller has just computed it) in its metadata. Atomic: an interrupted save leaves no file."""
     meta = {"format": ADAPTER_FORMAT, "mode": clf.mode, "layer": clf.layer, "pooling": clf.pooling,
-            "lora": json.dumps(clf.lora), "base_model": base.name, "base_sha256": base_digest(base)}
+            "lora": json.dumps(clf.lora), "base_model": base.name, "base_sha256": base.digest(),
+            "base_tensors_sha256": base_tensors_sha256 or base_digest(base)}
     tensors = {n: t.detach().contiguous().cpu() for n, t in clf.state_to_save().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return Path(path)
+    return save_safetensors(tensors, path, meta)
+
+
+ADAPTER_KEYS = ("mode", "layer", "pooling", "lora", "base_model", "base_sha256")
+"""Metadata every adapter file holds (``base_tensors_sha256`` too since it exists)."""
 
 
 def load_adapter(base: Evo2Model, path: str | os.PathLike) -> VariantClassifier:
-    """The classifier saved by ``save_adapter``, rebuilt on ``base`` (which must be the model it was
-    trained from: its weights' sha256 is checked), in eval mode. Nothing is unpickled."""
-    from safetensors import safe_open
+    """The classifier saved by ``save_adapter``, rebuilt on ``base`` (which must hold the weights it
+    was trained from: the sha256 of its tensors is checked, so weights changed in place are seen), in
+    eval mode. Nothing is unpickled. A file that is not a complete adapter is a DataError naming it."""
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no adapter file {path}") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(f"{path} is not a complete safetensors file ({e}): the adapter is truncated or damaged; "
+                        "save it again") from None
     if meta.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{path}: not an evo2kit adapter file (metadata format {meta.get('format')!r}, "
-                         f"expected {ADAPTER_FORMAT!r})")
-    if meta["base_sha256"] != base_digest(base):
-        raise ValueError(f"{path} was trained on {meta['base_model']} (weights sha256 {meta['base_sha256'][:12]}...), "
-                         f"not on this {base.name} ({base_digest(base)[:12]}...): load that model first")
-    lora = json.loads(meta["lora"])
-    clf = VariantClassifier(base, meta["layer"], mode=meta["mode"], pooling=meta["pooling"], lora_r=lora["r"],
-                            lora_alpha=lora["lora_alpha"], lora_targets=lora["target_modules"])
+        raise DataError(f"{path}: not an evo2kit adapter file (metadata format {meta.get('format')!r}, "
+                        f"expected {ADAPTER_FORMAT!r})")
+    missing = [k for k in ADAPTER_KEYS if k not in meta]
+    if missing:
+        raise DataError(f"{path}: the adapter's metadata lacks {missing}: it was not written by save_adapter, or "
+                        "was altered; save it again with finetune.save_adapter")
+    if "base_tensors_sha256" in meta:
+        found = base_digest(base)
+        if meta["base_tensors_sha256"] != found:
+            raise DataError(f"{path} was trained on {meta['base_model']} (tensors sha256 "
+                            f"{meta['base_tensors_sha256'][:12]}...), not on this {base.name}, whose tensors "
+                            f"(sha256 {found[:12]}...) differ: load that model's weights, unchanged, first")
+    elif meta["base_sha256"] != base.digest():
+        raise DataError(f"{path} was trained on {meta['base_model']} (weights sha256 {meta['base_sha256'][:12]}...), "
+                        f"not on this {base.name} ({base.digest()[:12]}...): load that model first")
+    else:
+        warnings.warn(f"{path} records only its base's weights file digest (written before evo2kit checked the "
+                      "tensors): weights changed in place since loading are not detected; save it again",
+                      stacklevel=2)
+    try:
+        lora = json.loads(meta["lora"])
+        clf = VariantClassifier(base, meta["layer"], mode=meta["mode"], pooling=meta["pooling"], lora_r=lora["r"],
+                                lora_alpha=lora["lora_alpha"], lora_targets=lora["target_modules"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: the adapter's settings cannot be read ({e}): save it again") from None
     expected = set(clf.state_to_save())
     if set(tensors) != expected:
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        raise ValueError(f"{path}: tensors do not match a {meta['mode']} classifier on {meta['layer']} "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise DataError(f"{path}: tensors do not match a {meta['mode']} classifier on {meta['layer']} "
+                        f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     clf.load_state_dict({k: v.to(clf.mean.device) for k, v in tensors.items()}, strict=False)
     return clf.eval()
 
@@ -457,7 +486,8 @@ def compare_modes(model: Evo2Model, task: VariantTask, layer: str, modes=MODES, 
 
     train_rows = np.sort(task.split.train if train_rows is None else train_rows)
     backbone_lr = {mode: lr for mode, lr in (backbone_lr or {}).items() if mode in ("lora", "full")}
-    settings = {"model": base_digest(model), "layer": layer, "pooling": pooling, "lora": [lora_r, lora_alpha],
+    digest = base_digest(model)  # once: nothing here changes the model's weights (LoRA and full train copies)
+    settings = {"model": digest, "layer": layer, "pooling": pooling, "lora": [lora_r, lora_alpha],
                 "config": dataclasses.asdict(config), "lr": backbone_lr, "train": train_rows.tolist(),
                 "val": None if val_rows is None else np.sort(val_rows).tolist(),
                 "test": task.split.test.tolist(), "variants": task.var_ids.shape[1]}
@@ -479,7 +509,7 @@ def compare_modes(model: Evo2Model, task: VariantTask, layer: str, modes=MODES, 
         score = np.full(len(task.y), np.nan)
         score[task.split.test] = fits[mode].test_proba = predict(clf, task, task.split.test, config.batch_size)
         if folder is not None:
-            save_adapter(clf, folder / f"{mode}.safetensors", model)
+            save_adapter(clf, folder / f"{mode}.safetensors", model, digest)
         rows.append({"mode": mode, "trainable_params": sum(p.numel() for p in clf.trainable().values()),
                      "seconds_per_epoch": fits[mode].seconds_per_epoch,
                      "best_epoch": fits[mode].best_epoch, "val_auroc": fits[mode].epochs.val_auroc.max(),

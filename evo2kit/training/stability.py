@@ -6,7 +6,7 @@ and the classic mistake of clipping before ``backward()`` (notebook 06, part 1).
     mistake = clip_order_check(StripedHyena2(train.TINY_CONFIG).init_weights(0), batch)
 
 The pieces of a safe step (per-kind gradient norms, the clipping groups, the pole clamp, the
-learning-rate schedule) are ``evo2kit.train``'s, shared with the training of the bundled model.
+learning-rate schedule) are ``evo2kit.training.train``'s, shared with the training of the bundled model.
 """
 
 from __future__ import annotations

@@ -10,7 +10,15 @@ drawn from a generator seeded by (seed, step), so a resumed run sees exactly the
 an uninterrupted one would. AdamW with linear warm-up and cosine decay; total gradient
 norm clipped after ``backward()``; the norm of each block kind's gradient is logged every
 step to show whether the long Hyena (HCL) layers spike. Checkpoints are written atomically
-every ``--checkpoint-minutes``.
+every ``--checkpoint-minutes``; a loss that is not a finite number stops the run (nothing of
+it is saved).
+
+Rerunning an ``--out`` folder resumes its run only with the settings it was started with
+(``args.json``; ``--out``, ``--device``, ``--stop-at``, ``--time-limit-min`` and
+``--checkpoint-minutes`` may differ): other settings are refused unless ``--allow-changes``, and
+each such resumption is recorded in ``args.json`` (``resumed_with_changes``: the step and what
+changed). Bad options, ``--init`` weights of another shape or with NaN, and ``--val-bp`` that
+leaves nothing of chr20 for training are one line each; exit status as in ``evo2kit.cli``.
 
 Gene-aware training (:mod:`evo2kit.genome_windows`): ``--exon-fraction`` of the windows centred
 on coding exons, bases in repeats weighted ``--repeat-weight`` in the loss, ``--init`` to continue
@@ -30,6 +38,7 @@ import csv
 import json
 import math
 import re
+import sys
 import time
 import types
 from pathlib import Path
@@ -41,6 +50,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from evo2kit.checkpoints.official import save_pretrained
+from evo2kit.cli import ArgumentParser, DataError, UsageError, exit_status_help, run_main
 from evo2kit.data.genome_windows import (
     GenicSampler,
     MixedSampler,
@@ -235,18 +245,38 @@ def plot_log(log_csv: Path, out_png: Path) -> None:
 
 
 def initial_weights(init: str, config: Evo2Config) -> dict[str, torch.Tensor]:
-    """The state dict to continue training from: a bundled model by name, or a .safetensors file;
-    refused unless it has ``config``'s shape."""
-    from safetensors.torch import load_file
+    """The state dict to continue training from: a model name ``load_model`` knows (the bundled
+    evo2kit-tiny; a published one, from the Hub cache), or a checkpoint file (evo2kit's safetensors
+    or ``torch.save`` of a state dict, or an official Evo 2 ``.pt``, told by its keys). Refused, with
+    one line naming ``--init``, unless it has ``config``'s shape and only finite values."""
+    from evo2kit.api import BUNDLED, load_model
+    from evo2kit.checkpoints.official import (
+        PUBLISHED_CHECKPOINTS,
+        check_finite,
+        checkpoint_layout,
+        load_official_state_dict,
+        read_checkpoint,
+    )
 
-    from evo2kit.api import load_model
-
-    state = load_file(init) if init.endswith(".safetensors") else load_model(init, device="cpu").model.state_dict()
+    if Path(init).is_file():
+        state, _ = read_checkpoint(init)
+        if checkpoint_layout(state) == "official":
+            with torch.device("meta"):
+                official = StripedHyena2(config)
+            load_official_state_dict(official, state, dtype=torch.float32, device="cpu", where=f"--init {init}")
+            state = official.state_dict()
+    elif init in BUNDLED or init in PUBLISHED_CHECKPOINTS:
+        state = load_model(init, device="cpu", dtype="float32").model.state_dict()
+    else:
+        raise FileNotFoundError(f"--init {init}: no such file, nor a model name (bundled {sorted(BUNDLED)}, or a "
+                                "published Evo 2 name)")
     want = StripedHyena2(config).state_dict()
     wrong = [k for k in want if k not in state or state[k].shape != want[k].shape]
     if wrong:
-        raise ValueError(f"--init {init} does not fit the training config: {len(wrong)} tensor(s) missing or of "
-                         f"another shape, e.g. {wrong[0]}")
+        raise ValueError(f"--init {init} does not fit the training config ({config.model_name}): {len(wrong)} "
+                         f"tensor(s) missing or of another shape, e.g. {wrong[0]}; pass the --config it was "
+                         "trained with")
+    check_finite({k: state[k] for k in want}, f"--init {init}")
     return {k: state[k] for k in want}
 
 
@@ -265,11 +295,11 @@ def brca1_check(model: StripedHyena2, step: int, tokens: int, csv_path: Path, wi
     from evo2kit.analysis.stats import auroc_ci, mean_difference_ci
     from evo2kit.analysis.zero_shot import variant_deltas
     from evo2kit.api import Evo2Model
-    from evo2kit.data.brca1 import load_brca1, stratified_subset
+    from evo2kit.data.brca1 import brca1_variants
 
     was = model.training
     model.eval()
-    df = stratified_subset(load_brca1(), n_variants, seed=0)
+    df = brca1_variants(n_variants, seed=0)
     table = variant_deltas(Evo2Model(model, "training"), df, window)
     auroc, lo, hi = auroc_ci(table["class"] == "LOF", -table["delta"])
     by = table.groupby("consequence")["delta"].mean() * 1e3
@@ -286,26 +316,81 @@ def brca1_check(model: StripedHyena2, step: int, tokens: int, csv_path: Path, wi
     return row
 
 
+OPERATIONAL = ("out", "device", "stop_at", "time_limit_min", "checkpoint_minutes", "export", "debug",
+               "allow_changes")
+"""Options that say where and how long a session runs, not what it computes: free to differ on resuming."""
+CHANGES = "resumed_with_changes"
+"""The key of ``args.json`` listing each resumption with other settings: the step and what changed."""
+
+
+def run_settings(args) -> dict:
+    """The options of ``args`` that change a run's numbers (all but :data:`OPERATIONAL`)."""
+    return {k: v for k, v in vars(args).items() if k not in OPERATIONAL}
+
+
+def _resume_changes(out: Path, args, config: Evo2Config, state: dict) -> dict:
+    """{option: [recorded, now]} between the run in ``out`` (its args.json and checkpoint) and this
+    one; a UsageError unless they agree or ``args.allow_changes``, and always when the model's shape
+    differs (its checkpoint cannot be loaded into another shape)."""
+    if state.get("config") != config.to_dict():
+        raise UsageError(f"--out {out} holds a run of another model config ({state.get('config', {}).get('model_name')}"
+                         f", hidden_size {state.get('config', {}).get('hidden_size')}): resume it with the --config it "
+                         "started with, or use another --out")
+    path = out / "args.json"
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = None  # a run cut before its first record: nothing to compare
+    if not isinstance(recorded, dict):
+        return {}
+    now = run_settings(args)
+    changed = {k: [recorded.get(k), v] for k, v in now.items() if k in recorded and recorded.get(k) != v}
+    if changed and not args.allow_changes:
+        said = "; ".join(f"--{k.replace('_', '-')} {a} there, {b} here" for k, (a, b) in changed.items())
+        raise UsageError(f"--out {out} holds a run started with other settings ({said}): rerun with its settings "
+                         "to resume it, use another --out to start anew, or pass --allow-changes to resume with these "
+                         "(recorded in args.json)")
+    return changed
+
+
 def train(args) -> Path:
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file: give a folder for the run")
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(args.seed)
-    config = Evo2Config.from_dict(json.loads(Path(args.config).read_text())) if args.config else TINY_CONFIG
+    config = _read_config(args.config) if args.config else TINY_CONFIG
+    ckpt = out / "checkpoint.pt"
+    state = None
+    if ckpt.is_file():
+        try:
+            state = torch.load(ckpt, map_location=device, weights_only=True)
+        except (RuntimeError, OSError, EOFError, ValueError) as e:
+            raise DataError(f"{ckpt} is damaged ({str(e).strip().splitlines()[0]}): delete it to start the run "
+                            "over") from None
+    changes = _resume_changes(out, args, config, state) if state is not None else {}
     model = StripedHyena2(config).init_weights(args.seed).to(device)
     if args.init:  # continued training: start from a trained model's weights (same config)
         model.load_state_dict(initial_weights(args.init, config))
     opt = make_optimizer(model, args)
-    ckpt = out / "checkpoint.pt"
     step, tokens, elapsed = 0, 0, 0.0
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, tokens, elapsed = state["step"], state["tokens"], state["elapsed"]
         print(f"resuming from {ckpt} at step {step} ({tokens:,} tokens)")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    (out / "args.json").write_text(json.dumps(vars(args), indent=2))
+    record = vars(args) | {CHANGES: []}
+    if state is not None:
+        try:
+            record[CHANGES] = json.loads((out / "args.json").read_text()).get(CHANGES, [])
+        except (OSError, ValueError, AttributeError):
+            pass
+        if changes:
+            record[CHANGES].append({"step": step, "changed": changes})
+            print(f"resuming with changed settings from step {step}: {changes} (recorded in args.json)")
+    atomic_write(out / "args.json", lambda f: json.dump(record, f, indent=2))
 
     train_seqs, val_seq = load_genome(val_bp=args.val_bp)
     genic = args.exon_fraction > 0 or args.repeat_weight < 1 or args.bacteria_fraction > 0
@@ -358,6 +443,11 @@ def train(args) -> Path:
         if weights is not None:  # repeats count repeat_weight of a base: the mean per unit of weight
             weights = weights.to(device).reshape(-1)
             loss = (loss * weights).sum() / weights.sum()
+        if not torch.isfinite(loss):  # never saved: the last checkpoint keeps the last finite weights
+            bar.close()
+            kept = f"{ckpt} keeps the last checkpoint" if ckpt.is_file() else "nothing was saved"
+            raise ValueError(f"step {step + 1}: the loss is {float(loss.detach())}, not a finite number: training "
+                             f"diverged (lower --lr or --clip, or check --init); {kept}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norms = block_grad_norms(model)
@@ -396,6 +486,8 @@ def train(args) -> Path:
 
 def export(run_dir: Path, weights_dir: Path) -> None:
     """Write the run's latest checkpoint into the package as safetensors + JSON, with its sha256."""
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"--out {run_dir} has no checkpoint.pt to export: train there first")
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     model = StripedHyena2(Evo2Config.from_dict(state["config"]))
     model.load_state_dict(state["model"])
@@ -406,8 +498,58 @@ def export(run_dir: Path, weights_dir: Path) -> None:
     print(f"exported {name} at step {state['step']} ({state['tokens']:,} tokens; sha256 {digest}) to {weights_dir}")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _read_config(path: str) -> Evo2Config:
+    """The --config JSON, or an error naming it."""
+    try:
+        return Evo2Config.from_dict(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--config {path}: no such file") from None
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"--config {path}: not an evo2kit config JSON ({str(e).splitlines()[0]})") from None
+
+
+def check_args(args) -> str | None:
+    """What is wrong with the options, in one sentence, or None; checked before anything is loaded."""
+    positive = ("steps", "batch_size", "seq_len", "val_windows", "eval_every", "brca1_variants")
+    for k in positive:
+        if getattr(args, k) < 1:
+            return f"--{k.replace('_', '-')} must be >= 1, got {getattr(args, k)}"
+    for k in ("lr", "clip"):
+        if not (math.isfinite(getattr(args, k)) and getattr(args, k) > 0):
+            return f"--{k} must be a number > 0, got {getattr(args, k)}"
+    for k in ("min_lr", "weight_decay", "checkpoint_minutes", "time_limit_min"):
+        if not (math.isfinite(getattr(args, k)) and getattr(args, k) >= 0):
+            return f"--{k.replace('_', '-')} must be a number >= 0, got {getattr(args, k)}"
+    for k in ("warmup", "stop_at", "brca1_every"):
+        if getattr(args, k) < 0:
+            return f"--{k.replace('_', '-')} must be >= 0, got {getattr(args, k)}"
+    for k in ("exon_fraction", "repeat_weight"):
+        if not 0 <= getattr(args, k) <= 1:
+            return f"--{k.replace('_', '-')} must lie in [0, 1], got {getattr(args, k)}"
+    if not 0 <= args.bacteria_fraction < 1:
+        return f"--bacteria-fraction must lie in [0, 1), got {args.bacteria_fraction}"
+    if args.exon_jitter is not None and args.exon_jitter < 0:
+        return f"--exon-jitter must be >= 0, got {args.exon_jitter}"
+    if args.val_bp <= args.seq_len:
+        return f"--val-bp ({args.val_bp}) must exceed --seq-len ({args.seq_len}): validation windows come from it"
+    if args.brca1_window < 2 or args.brca1_window % 2:
+        return f"--brca1-window must be an even number >= 2, got {args.brca1_window}"
+    if args.device is not None:
+        try:
+            device = torch.device(args.device)
+        except (RuntimeError, ValueError):
+            return f"--device {args.device!r} is not a device: use cpu, cuda or cuda:N"
+        if device.type == "cuda" and not torch.cuda.is_available():
+            return f"--device {args.device}: this machine has no CUDA device (use --device cpu, or leave it out)"
+        if device.type not in ("cpu", "cuda"):
+            return f"--device {args.device}: training runs on cpu or cuda"
+    return None
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status (see ``evo2kit.cli``)."""
+    p = ArgumentParser(prog="python -m evo2kit.training", description=__doc__, epilog=exit_status_help({}),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/evo2kit-tiny")
     p.add_argument("--config", help="JSON config (default: the evo2kit-tiny config)")
     p.add_argument("--steps", type=int, default=1400)
@@ -427,7 +569,7 @@ def main(argv=None) -> None:
                    help="stop (with a checkpoint) at this step; the schedule stays that of --steps")
     p.add_argument("--time-limit-min", type=float, default=0.0, help="stop (with a checkpoint) after this many minutes")
     p.add_argument("--init", help="start from these weights: a bundled model's name (evo2kit-tiny) or a "
-                   ".safetensors file of the same config (continued training)")
+                   "checkpoint file of the same config (continued training)")
     p.add_argument("--exon-fraction", type=float, default=0.0,
                    help="share of windows centred on a coding exon of the training chromosomes (0: uniform)")
     p.add_argument("--exon-jitter", type=int,
@@ -440,13 +582,25 @@ def main(argv=None) -> None:
     p.add_argument("--brca1-window", type=int, default=1024)
     p.add_argument("--brca1-variants", type=int, default=1000, help="class-stratified SNVs per check (seed 0)")
     p.add_argument("--device")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="resume --out's run even though these settings differ from those it was run with; each "
+                   "such resumption (step, changed settings) is recorded in args.json")
     p.add_argument("--export", metavar="WEIGHTS_DIR", help="only export --out's trained weights into WEIGHTS_DIR")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_args(argv)
-    if args.export:
-        export(Path(args.out), Path(args.export))
-    else:
-        train(args)
+    problem = None if args.export else check_args(args)
+    if problem:
+        p.error(problem)
+
+    def body() -> int:
+        if args.export:
+            export(Path(args.out), Path(args.export))
+        else:
+            train(args)
+        return 0
+
+    return run_main(p.prog, body, args.debug)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

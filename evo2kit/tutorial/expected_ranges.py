@@ -16,8 +16,9 @@ w = max(margin * (max - min), rel_floor * max(|min|, |max|)), AUROCs and their d
 least ``auroc_floor``, memory figures (``_mb``) 50%. Fixed facts (counts, parameter totals:
 ``FACTS``) that agree across all runs are checked exactly (a count that depends on the seed, such
 as the distinct windows of a random subset, gets a range like any other metric); numerical-equality checks are
-tolerances, not spreads (``BOUNDS``). Timing metrics (names with 'seconds', 'per_s', ending in
-'_s', speed-ups) depend on the machine, and ``best_layer`` and the figures read at it
+tolerances, not spreads (``BOUNDS``); the self-test of a model with reference values is judged to the
+self-test's own tolerance around what the runs gave (``AROUND``). Timing metrics (names with 'seconds',
+'per_s', ending in '_s', speed-ups) depend on the machine, and ``best_layer`` and the figures read at it
 (``best_layer_*``) on one argmax among near-tied layers: all are reported, not judged. A lesson's gap
 (``LESSONS``) keeps its sign. Prints the YAML; ``--write`` puts it into notebooks/expected_results.yml
 for the notebooks measured, replacing that profile's ranges and keeping everything else.
@@ -38,6 +39,7 @@ import nbformat
 import yaml
 
 from evo2kit.api import load_model
+from evo2kit.checkpoints.self_test import ACCURACY_TOLERANCE, LOSS_TOLERANCE, reference_for
 from evo2kit.tutorial import runner
 from evo2kit.tutorial.metrics import read_metrics
 
@@ -79,6 +81,12 @@ BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than o
                                       "after each step, so the poles stay inside the unit circle"),
     "grouped_test_positions_in_train": (0, 0, "by construction: the grouped split shares no position between train "
                                         "and test"),
+}
+AROUND = {  # metric -> (half-width, why): where the model has self-test reference values, the self-test's own tolerance
+    "self_test_loss": (LOSS_TOLERANCE, "the self-test's tolerance on the mean loss (ArcInstitute/evo2's 1e-3) around "
+                       "the values observed, as the model's reference is checked"),
+    "self_test_accuracy": (ACCURACY_TOLERANCE, "the self-test's tolerance on the mean accuracy (0.5 points) around the "
+                           "values observed, as the model's reference is checked"),
 }
 LESSONS = {  # metric name prefix -> the sign a notebook's lesson claims: a widened range never crosses zero
     "random_minus_grouped_": "a random split scores above a grouped one (notebook 04's lesson), so the range stays "
@@ -180,6 +188,10 @@ def ranges(runs: list[dict], infos: list[dict], profile: str, model: str, args) 
                 f", sd {statistics.stdev(values):.2g}" if len(values) > 1 else "")
             if name in BOUNDS:
                 lo, hi, why = BOUNDS[name]
+                prov = f"{why}; {spread} in {where}"
+            elif name in AROUND and reference_for(model) is not None:
+                w, why = AROUND[name]
+                lo, hi = round(min(values) - w, 6), round(max(values) + w, 6)
                 prov = f"{why}; {spread} in {where}"
             elif name in FACTS and len(set(values)) == 1:
                 lo = hi = values[0]

@@ -17,8 +17,9 @@ For each ``notebooks/NN_*.py`` (jupytext ``py:percent``, the source of truth), i
 
 Then ``build/<profile>/metrics.json`` and ``metrics.md`` compare every metric with its range in
 ``notebooks/expected_results.yml``, and ``build/<profile>/run.json`` records how the run was made
-(profile, overrides, seed, thread count, CPU, versions), which ``evo2kit.tutorial.expected_ranges``
-reads when it counts a finished run.
+(profile, overrides, seed, thread count, CPU, versions, the notebooks planned, its start time), which
+``evo2kit.tutorial.expected_ranges`` reads when it counts a finished run and ``evo2kit.tutorial.docs``
+when it publishes one (``metrics.json`` repeats the start time: the two belong together).
 
 Everything is checked before anything runs: an unknown profile or notebook, a ``--set`` of a
 parameter no selected notebook declares (the message lists those they declare) or of a value
@@ -42,6 +43,7 @@ import os
 import re
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -113,7 +115,7 @@ def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> Non
     """Raise UsageError for an override that is neither a run setting (``evo2kit.tutorial.context.SETTINGS``,
     whose value is checked here) nor a parameter some notebook of ``declared`` ({stem: {name: type name}})
     declares, or whose value does not fit the type of a notebook's default (None: anything goes)."""
-    known = sorted({name for params in declared.values() for name in params} | set(SETTINGS))
+    known = sorted({name for params in declared.values() for name in params})
     for key, value in overrides.items():
         if key in SETTINGS:
             try:
@@ -122,10 +124,10 @@ def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> Non
                 raise UsageError(f"--set {key}={value!r}: {e}") from None
             continue
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
+            close = difflib.get_close_matches(key, known + list(SETTINGS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"--set {key}: no selected notebook declares a parameter {key!r}{hint}; "
-                             f"they declare {', '.join(known)}")
+                             f"they declare {', '.join(known)}; the run settings are {', '.join(SETTINGS)}")
         for stem, params in declared.items():
             want = params.get(key, "None")
             ok = _ACCEPTS.get(want)
@@ -271,11 +273,13 @@ def check_metrics(recorded: dict, expected: dict, profile: str, models: dict[str
     return rows
 
 
-def write_summary(rows: list[dict], out: Path, profile: str, timings: list[dict] | None = None) -> None:
-    """``out/metrics.json`` (the rows, and the notebooks' timings) and ``out/metrics.md`` (markdown tables)."""
+def write_summary(rows: list[dict], out: Path, profile: str, timings: list[dict] | None = None,
+                  started: str | None = None) -> None:
+    """``out/metrics.json`` (the rows, the notebooks' timings, and ``started``: the run's start as
+    ``run.json`` records it, which ties the summary to its run) and ``out/metrics.md`` (markdown tables)."""
     timings = timings or []
-    (out / "metrics.json").write_text(json.dumps({"profile": profile, "metrics": rows, "timings": timings},
-                                                 indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps({"profile": profile, "started": started, "metrics": rows,
+                                                  "timings": timings}, indent=2) + "\n")
     fmt = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731
     lines = [f"# Metrics, profile `{profile}`", "",
              "| notebook | model | metric | value | expected | status |", "|---|---|---|---|---|---|"]
@@ -389,14 +393,18 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
 
     with kernel_threads(threads) as n_threads:
         settings = run_settings(profile, dict(overrides or {}), n_threads)
-        (outdir / "run.json").write_text(json.dumps(settings | {"notebooks": list(plan)}, indent=2, default=str) + "\n")
+        # "started" identifies the run: its executed notebooks start after it (papermill's start_time)
+        # and its metrics.json repeats it, so the site never mixes runs in one folder.
+        started = datetime.now(timezone.utc).isoformat()
+        (outdir / "run.json").write_text(json.dumps(settings | {"notebooks": list(plan), "started": started},
+                                                    indent=2, default=str) + "\n")
         status, models, timings = _execute(plan, profile, outdir, metrics_dir, notebooks_dir)
 
     from evo2kit.tutorial.metrics import read_metrics
 
     rows = check_metrics(read_metrics(metrics_dir), load_expected(notebooks_dir / "expected_results.yml"), profile,
                          models if status == 0 else {})
-    write_summary(rows, outdir, profile, timings)
+    write_summary(rows, outdir, profile, timings, started)
     bad = [r for r in rows if r["status"] in ("FAIL", "MISSING")]
     print((outdir / "metrics.md").read_text())
     if bad and status == 0:

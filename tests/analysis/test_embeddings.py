@@ -1,4 +1,5 @@
-"""Tests for evo2kit.embed on a small random model (CPU, a few seconds each, except torchrun)."""
+"""Tests for evo2kit.analysis.embeddings and evo2kit.analysis.store on a small random model (CPU, a few
+seconds each, except torchrun)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,7 @@ from evo2kit.analysis import embeddings, store
 from evo2kit.analysis.embed_cli import main
 from evo2kit.analysis.embeddings import extract, make_plan, probe_features, store_name, variant_features
 from evo2kit.analysis.store import StoreBusyError, StoreError, StoreLock, verify
-from evo2kit.data.brca1 import load_brca1
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = dict(model_name="embed-test", hidden_size=32, num_layers=4, hcs_layer_idxs=[0], hcm_layer_idxs=[1],
@@ -176,6 +176,7 @@ SLOW_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_identical_store(model, tmp_path):
     seqs = random_seqs([50, 41, 62, 37, 55, 48, 59, 44, 66, 39], seed=3)
     reference = tmp_path / "reference"
@@ -250,6 +251,7 @@ def test_invalid_character_names_sequence_and_position(model, tmp_path, capsys):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_one(tmp_path):
     seqs = random_seqs([40, 55, 23, 61, 40, 37, 50, 29, 44], seed=5)
     fasta = tmp_path / "in.fa"
@@ -275,13 +277,14 @@ def test_torchrun_two_processes_equal_one(tmp_path):
     assert manifest["complete"] and manifest["rows_done"] == len(seqs)
 
 
+@pytest.mark.slow
 def test_cli_brca1_windows(model, real_dir, tmp_path, capsys):
     """``--brca1 --window N``: reference rows then variant rows, at the variant position."""
     (tmp_path / "cfg.yml").write_text(yaml.safe_dump(CFG))
     main(["--model", str(tmp_path / "cfg.yml"), "--brca1", "--window", "64", "--limit", "6",
           "--layers", ",".join(LAYERS[1:3]), "--pooling", "position", "--out", str(tmp_path / "out")])
     assert "embed: 100%" in capsys.readouterr().err, "no progress bar"
-    vw = variant_windows(load_brca1().head(6), 64)  # from $EVO2KIT_DATA_DIR, which real_dir checked
+    vw = brca1_windows(load_brca1().head(6), 64)  # from $EVO2KIT_DATA_DIR, which real_dir checked
     assert len(vw.ref_seqs) < 6, "the first BRCA1 variants share reference windows"
     for layer in LAYERS[1:3]:
         stored = np.load(tmp_path / "out" / f"{layer}.npy")
@@ -291,12 +294,13 @@ def test_cli_brca1_windows(model, real_dir, tmp_path, capsys):
             assert_close(stored[6 + i], alone(model, vw.var_seqs[i], layer)[p])
 
 
+@pytest.mark.slow
 def test_variant_features_equal_naive(model):
     region = random_seqs([400], seed=6)[0]
     snvs = [(120, 0), (121, 1), (200, 2), (120, 2), (300, 0)]  # (0-based offset, which other base)
     df = pd.DataFrame({"pos": [p + 1 for p, _ in snvs], "ref": [region[p] for p, _ in snvs],
                        "alt": [[b for b in "ACGT" if b != region[p]][k] for p, k in snvs]})
-    vw = variant_windows(df, window=64, region=region, region_start=1)
+    vw = brca1_windows(df, window=64, region=region, region_start=1)
     assert len(vw.ref_seqs) < len(vw.var_seqs), "fixture must share reference windows"
     for pooling in ["position", "window:2", "mean"]:
         counter = SeqCounter(model)
@@ -333,6 +337,7 @@ def test_store_name_follows_every_input_that_changes_the_content(model):
         store_name(model, windows, layers, "median", 8)
 
 
+@pytest.mark.slow
 def test_brca1_embeddings_one_store_per_setting(model, tmp_path, real_dir):
     """Notebooks 02 and 04's call: the same settings read the same store; another seed (another
     subset) or another layer list gets its own store instead of colliding with the first."""
@@ -341,7 +346,7 @@ def test_brca1_embeddings_one_store_per_setting(model, tmp_path, real_dir):
     assert first.layers == ["blocks.0.mlp.l3", "blocks.2.mlp.l3"] and first.store.parent == tmp_path
     assert list(first.variants.index) == list(range(len(first.variants))) and len(first.is_lof) == len(first.variants)
     np.testing.assert_array_equal(first.is_lof, (first.variants["class"] == "LOF").to_numpy())
-    want = variant_features(model, variant_windows(first.variants, 64), first.layers, pooling="mean", batch_size=4)
+    want = variant_features(model, brca1_windows(first.variants, 64), first.layers, pooling="mean", batch_size=4)
     for layer in first.layers:
         assert_close(first.features[layer]["var"], want[layer]["var"])
     again = embeddings.brca1_embeddings(model, **call)

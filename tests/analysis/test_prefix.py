@@ -1,4 +1,4 @@
-"""Prefix-shared passes (evo2kit.prefix) against whole windows: zero-shot deltas and embeddings
+"""Prefix-shared passes (evo2kit.analysis.prefix) against whole windows: zero-shot deltas and embeddings
 of BRCA1 variants on the bundled model, indels and fallbacks on a small random model, the
 resumable store and torchrun."""
 
@@ -18,8 +18,7 @@ from evo2kit import load_model
 from evo2kit.analysis import prefix, zero_shot
 from evo2kit.analysis.embeddings import extract, variant_features
 from evo2kit.analysis.store import StoreError
-from evo2kit.data.brca1 import load_brca1
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = dict(model_name="prefix-test", hidden_size=32, num_layers=4, hcs_layer_idxs=[0], hcm_layer_idxs=[1],
@@ -41,7 +40,7 @@ def bundled():
 
 @pytest.fixture(scope="module")
 def brca1(real_dir):
-    return variant_windows(load_brca1().iloc[BRCA1_ROWS], 256)
+    return brca1_windows(load_brca1().iloc[BRCA1_ROWS], 256)
 
 
 def random_seqs(lengths, seed=0):
@@ -51,6 +50,7 @@ def random_seqs(lengths, seed=0):
 
 # --------------------------------------------------------------------------- the model's part
 
+@pytest.mark.slow
 def test_forward_from_returns_the_states_a_chunked_forward_reaches(small):
     ids = torch.tensor([small.tokenizer.tokenize(s) for s in random_seqs([130, 130, 130], seed=1)])
     net = small.model
@@ -90,6 +90,7 @@ def test_schedule_runs_children_after_their_references():
 
 @pytest.mark.parametrize("batch_size, chunk_size, rc", [(8, None, False), (3, None, False), (1, 100, False),
                                                         (4, None, True)])
+@pytest.mark.slow
 def test_zero_shot_deltas_equal_whole_windows(bundled, brca1, batch_size, chunk_size, rc):
     ref_seqs, var_seqs, ref_index = brca1
     with prefix.counting_tokens(bundled) as seen:
@@ -146,6 +147,7 @@ def test_indels_share_their_prefix_and_the_rest_fall_back(small):
 @pytest.mark.parametrize("pooling, batch_size, chunk_size", [
     ("mean", 8, 8192), ("mean", 3, 100), ("window:8", 2, 8192), ("position", 5, 64), ("last", 1, 8192),
     (None, 4, 8192), (None, 3, 90)])
+@pytest.mark.slow
 def test_embeddings_equal_whole_windows(bundled, brca1, pooling, batch_size, chunk_size):
     layers = bundled.layer_names
     kwargs = dict(pooling=pooling, batch_size=batch_size, chunk_size=chunk_size)
@@ -163,6 +165,7 @@ def test_embeddings_equal_whole_windows(bundled, brca1, pooling, batch_size, chu
         "each variant runs from its SNV on (and one token finds the layers' widths)"
 
 
+@pytest.mark.slow
 def test_several_poolings_come_from_one_pass(bundled, brca1):
     poolings = ["mean", "last", "position", "window:8"]
     layers = bundled.layer_names[5:7]
@@ -178,6 +181,7 @@ def test_several_poolings_come_from_one_pass(bundled, brca1):
                 np.testing.assert_allclose(four[layer][side][:, i], one[layer][side], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_shared_store_resumes_and_is_not_mixed_with_a_whole_window_store(bundled, brca1, tmp_path):
     layers = bundled.layer_names[::4]
     out = tmp_path / "store"
@@ -205,6 +209,7 @@ def test_shared_store_resumes_and_is_not_mixed_with_a_whole_window_store(bundled
         variant_features(bundled, brca1, layers, "window:8", out=out, batch_size=2, shared_prefix=False)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_one_with_shared_prefixes(real_dir, tmp_path):
     args = ["--brca1", "--window", "256", "--limit", "12", "--layers", "all", "--pooling", "mean",
             "--batch-size", "2"]

@@ -104,6 +104,7 @@ def test_onehot_context_pads_edges_and_unknown_bases_with_zeros():
     np.testing.assert_array_equal(oh[1].reshape(3, 4), [[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0]])
 
 
+@pytest.mark.slow
 def test_probe_table_has_one_row_per_feature_split_probe():
     X, y = toy(n=200)
     splits = {"random": probes.random_split(y), "grouped": probes.grouped_split(y, np.arange(200) // 4)}

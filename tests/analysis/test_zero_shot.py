@@ -1,4 +1,4 @@
-"""evo2kit.zero_shot: deltas on a synthetic region, and the on-disk delta cache."""
+"""evo2kit.analysis.zero_shot: deltas on a synthetic region, and the on-disk delta cache."""
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ def variants():
     return df, region
 
 
+@pytest.mark.slow
 def test_cache_reuses_the_deltas_it_stored_and_only_those(model, variants, tmp_path):
     df, region = variants
     plain = zero_shot.variant_deltas(model, df, 200, region=region, strands="+-")

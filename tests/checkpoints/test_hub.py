@@ -26,6 +26,8 @@ import torch
 import evo2kit
 from evo2kit.checkpoints import rehearsal
 
+pytestmark = pytest.mark.slow  # each test runs a Python process against a local Hub server
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = hashlib.sha1(b"evo2kit test hub").hexdigest()
 
@@ -225,3 +227,21 @@ def test_offline_without_the_file_says_what_to_fetch_and_where(tmp_path):
                      f"not in the Hub cache {tmp_path / 'hf' / 'hub'}", "hf download arcinstitute/evo2_40b",
                      "local_path="):
             assert part in message, (part, message)
+
+
+def test_an_offline_cache_with_some_40b_parts_names_the_missing_one(checkpoint, tmp_path):
+    yml, data, _ = checkpoint
+    cuts = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    parts = {f"evo2_40b.pt.part{k}": data[cuts[k]:cuts[k + 1]] for k in range(3)}
+    hub = Hub({"arcinstitute/evo2_40b": parts})
+    assert Path(client("result = str(hub.download_checkpoint('evo2_40b'))", hub, tmp_path)["result"]).is_file()
+    hub.shutdown()
+    for link in (tmp_path / "hf").rglob("evo2_40b.pt.part2"):  # the cache as a copy that lost the last part
+        link.resolve().unlink()
+        link.unlink()
+    out = client(f"result = evo2kit.load_model({str(yml)!r}, local_path=hub.download_checkpoint('evo2_40b'), "
+                 "device='cpu')", "http://127.0.0.1:9", tmp_path, offline=True)
+    assert out["error"] == "FileNotFoundError", out
+    assert ("evo2_40b: the Hub cache" in out["message"] and "holds evo2_40b.pt.part0, evo2_40b.pt.part1 but not "
+            "evo2_40b.pt.part2 (nor any part after it)" in out["message"]), out["message"]
+    assert "hf download arcinstitute/evo2_40b --include 'evo2_40b.pt*'" in out["message"]

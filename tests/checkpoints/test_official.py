@@ -1,6 +1,6 @@
-"""Official checkpoints with FP8 metadata, read safely and loaded lean; FP8 projections without TE.
+"""Official checkpoints with FP8 metadata, read safely and loaded lean (the FP8 math: tests/model/test_fp8.py).
 
-Synthetic checkpoints are written in the official layout (tests/vortex_ref.py: per-head Wqkv
+Synthetic checkpoints are written in the official layout (evo2kit/model/vortex_reference.py: per-head Wqkv
 rows, ``unembed.weight``) with each Hyena block's ``projections._extra_state`` written as
 Transformer Engine 1.x writes it (TransformerEngine transformer_engine/pytorch/module/base.py,
 ``get_extra_state``: ``torch.save`` of a dict into an ``io.BytesIO``). The FP8 projection is
@@ -12,42 +12,20 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from support import reference_fp8_linear, token_ids
 
 import evo2kit
 from evo2kit.checkpoints.official import PUBLISHED_CHECKPOINTS, CheckpointError, read_official_checkpoint
 from evo2kit.model import vortex_reference as vr
-from evo2kit.model.fp8 import FP8Linear, cast_e4m3, fp8_linear_emulated, round_e4m3
+from evo2kit.model.fp8 import FP8Linear
 from evo2kit.model.striped_hyena import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
 from evo2kit.tutorial.resources import load_peak_bytes
-
-# ------------------------------------------------------------------------- a plain reference
-
-
-def e4m3(v: float) -> float:
-    """One value rounded to float8 E4M3 (3 mantissa bits, min normal 2^-6, max 448), ties to
-    even, saturating; NaN stays NaN."""
-    if math.isnan(v):
-        return math.nan
-    a = min(abs(v), 448.0)
-    if a == 0.0:
-        return math.copysign(0.0, v)
-    _, e = math.frexp(a)  # a = m * 2^e, m in [0.5, 1): the leading bit is 2^(e-1)
-    quantum = 2.0 ** (max(e - 1, -6) - 3)  # subnormals share the quantum of the first binade
-    return math.copysign(min(round(a / quantum) * quantum, 448.0), v)  # round(): half to even
-
-
-def reference_fp8_linear(x: torch.Tensor, w: torch.Tensor, sx: float, sw: float) -> np.ndarray:
-    """TE's inference GEMM written out: products x * s in fp32, E4M3 rounding per element,
-    a float64 matrix product, rescaled by the fp32 scale inverses."""
-    f32 = np.float32
-    xq = np.vectorize(e4m3)(x.numpy().astype(f32) * f32(sx)).astype(np.float64)
-    wq = np.vectorize(e4m3)(w.numpy().astype(f32) * f32(sw)).astype(np.float64)
-    return (xq @ wq.T) * float(f32(1) / f32(sx)) * float(f32(1) / f32(sw))
 
 
 def te_extra_state(scale_fwd: list[float]) -> io.BytesIO:
@@ -86,131 +64,7 @@ def write(tmp_path, cfg: dict, sd: dict, name: str = "ckpt") -> tuple[str, str]:
     return str(yml), str(pt)
 
 
-def token_ids(length: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.tensor([65, 67, 71, 84])[torch.randint(0, 4, (1, length), generator=g)]
-
-
 FP8_CFG = vr.official_config(use_fp8_input_projections=True)
-
-# ------------------------------------------------------------------------------ the FP8 math
-
-
-def test_e4m3_cast_saturates_and_keeps_nan():
-    x = torch.tensor([0.0, 1e-9, 0.0013, 0.1, 1.0625, 1.1875, 447.0, 449.0, 465.0, 1e6,
-                      math.inf, -math.inf, -500.0, math.nan])
-    got = cast_e4m3(x, 1.0).float()
-    want = torch.tensor([e4m3(float(v)) for v in x])
-    assert torch.equal(got.isnan(), want.isnan()) and got[-1].isnan()
-    assert torch.equal(got[:-1], want[:-1]), (got, want)
-    assert got[9] == 448.0 and got[10] == 448.0 and got[11] == -448.0 and got[12] == -448.0
-    assert got[4] == 1.0 and got[5] == 1.25  # ties to even: 1.0625 -> 1.0, 1.1875 -> 1.25
-
-
-def test_emulated_projection_equals_plain_reference():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(37, 64, generator=g) * torch.logspace(-3, 1, 64)  # many binades, some saturate
-    w = torch.randn(192, 64, generator=g) * 0.1
-    sx, sw = 40.0, 1500.0  # |x| * sx beyond 448 for the largest inputs: saturation is exercised
-    assert (x.abs() * sx > 448).any()
-    lin = FP8Linear(64, 192, bias=False)
-    lin.weight.data.copy_(w)
-    lin.set_scales(sx, sw)
-    with torch.no_grad():
-        got = lin(x).double().numpy()
-    ref = reference_fp8_linear(x, w, sx, sw)
-    bound = 1e-6 * np.abs(ref).max()  # float32 accumulation over 64 terms
-    assert np.abs(got - ref).max() <= bound
-    # the comparison can fail: swapped scales or no FP8 at all are far outside the bound
-    assert np.abs(got - reference_fp8_linear(x, w, sw, sx)).max() > 100 * bound
-    assert np.abs(got - (x.double() @ w.double().T).numpy()).max() > 100 * bound
-
-
-def test_fast_rounding_equals_the_float8_cast():
-    """round_e4m3 (fp32 arithmetic) against PyTorch's float8 cast on every bf16 value times
-    scales that move them across E4M3's subnormals, normals and saturation, and against the
-    plain per-element rounding above on a sample."""
-    every_bf16 = torch.arange(-(1 << 15), 1 << 15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
-    wide_fp32 = torch.randn(1 << 16, generator=torch.Generator().manual_seed(3)) * torch.logspace(-14, 4, 1 << 16)
-    for x in (every_bf16, wide_fp32):
-        for scale in (1.0, 3.7, 1000.0, 2.0 ** -10):
-            got, want = round_e4m3(x, scale), cast_e4m3(x, scale).float()
-            assert torch.equal(got.isnan(), want.isnan()), scale
-            assert torch.equal(got[~got.isnan()], want[~want.isnan()]), scale
-            in_bf16 = round_e4m3(x, scale, torch.bfloat16).float()
-            assert torch.equal(in_bf16.isnan(), got.isnan()) and torch.equal(in_bf16.nan_to_num(), got.nan_to_num())
-    sample = wide_fp32[::64]
-    plain = torch.tensor([e4m3(float(v)) for v in sample * 37.0])  # the fp32 product, rounded
-    assert torch.equal(round_e4m3(sample, 37.0), plain)
-    assert (round_e4m3(wide_fp32, 1.0) != wide_fp32).float().mean() > 0.9  # it does round
-
-
-def test_emulated_projection_in_bf16_rounds_once():
-    """In a bf16 model the GEMM accumulates in fp32 and rounds once to bf16: each output is the
-    bf16 rounding of a value within fp32 rounding of the reference. Multiplying a bf16 product
-    by the scales afterwards (two roundings) misses this on about a quarter of the outputs."""
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(2, 29, 96, generator=g).bfloat16()
-    for bias in (False, True):
-        lin = FP8Linear(96, 288, bias=bias)
-        with torch.no_grad():
-            lin.weight.copy_(torch.randn(288, 96, generator=g) * 0.05)
-            if bias:
-                lin.bias.copy_(torch.randn(288, generator=g))
-        lin = lin.bfloat16()
-        lin.set_scales(60.0, 2500.0)
-        with torch.no_grad():
-            got = lin(x)
-        assert got.dtype == torch.bfloat16
-        ref = torch.from_numpy(reference_fp8_linear(x.float().reshape(-1, 96), lin.weight.detach().float(),
-                                                    60.0, 2500.0))
-        if bias:
-            ref = ref + lin.bias.detach().double()
-        tol = 1e-6 * ref.abs().max()
-        lo, hi = (ref - tol).float().bfloat16().double(), (ref + tol).float().bfloat16().double()
-        got = got.reshape(-1, 288).double()
-        assert ((got >= lo) & (got <= hi)).all(), float((got - ref).abs().max())
-    product = cast_e4m3(x, 60.0).double().reshape(-1, 96) @ cast_e4m3(lin.weight.detach(), 2500.0).double().T
-    twice = (product.float().bfloat16().float() * (1 / 60.0) * (1 / 2500.0)).bfloat16().double() + lin.bias.double()
-    assert ((twice < lo) | (twice > hi)).float().mean() > 0.05  # the check can fail
-
-
-def test_rounded_weight_is_kept_until_the_weight_changes():
-    g = torch.Generator().manual_seed(5)
-    lin = FP8Linear(32, 96, bias=False)
-    lin.set_scales(20.0, 300.0)
-    x = torch.randn(5, 32, generator=g)
-    with torch.no_grad():
-        first = lin(x)
-        kept = lin.quantised_weight(torch.float32)
-        assert lin(x).equal(first) and lin.quantised_weight(torch.float32) is kept  # rounded once
-        lin.weight.mul_(2.0)  # an in-place change
-        assert lin(x).equal(fp8_linear_emulated(x, lin.weight, 20.0, 300.0)) and not lin(x).equal(first)
-        lin.set_scales(20.0, 100.0)
-        assert lin(x).equal(fp8_linear_emulated(x, lin.weight, 20.0, 100.0))
-        lin.weight.data.copy_(torch.randn(96, 32, generator=g))  # behind autograd's back: stale ...
-        stale = lin(x)
-        lin.clear_cache()  # ... until the cache is cleared
-        fresh = lin(x)
-        assert fresh.equal(fp8_linear_emulated(x, lin.weight, 20.0, 100.0)) and not fresh.equal(stale)
-        assert lin.bfloat16()(x.bfloat16()).equal(fp8_linear_emulated(x.bfloat16(), lin.weight, 20.0, 100.0))
-    y = lin.float()(x.requires_grad_())  # with gradients: nothing kept, the rounding passes them through
-    y.sum().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
-
-
-def test_nonfinite_inputs_saturate_or_propagate():
-    lin = FP8Linear(8, 6, bias=False)
-    torch.nn.init.normal_(lin.weight)
-    lin.set_scales(4.0, 16.0)
-    x = torch.randn(3, 8)
-    x[0, 2], x[1, 5] = math.inf, math.nan
-    with torch.no_grad():
-        y = lin(x)
-    assert torch.isfinite(y[0]).all() and torch.isnan(y[1]).all() and torch.isfinite(y[2]).all()
-    ref = reference_fp8_linear(x, lin.weight.detach(), 4.0, 16.0)
-    np.testing.assert_allclose(y[0].numpy(), ref[0], rtol=1e-5, atol=1e-6)  # inf -> 448 / 4
-
 
 # ------------------------------------------------------------------------- loading checkpoints
 
@@ -395,7 +249,7 @@ def test_hidden_state_and_state_move_to_each_blocks_device(tmp_path):
 
 
 def published_param_count(name: str) -> int:
-    """From the official YAML alone (tests/vortex_ref.py's independent shape table)."""
+    """From the official YAML alone (evo2kit/model/vortex_reference.py's independent shape table)."""
     return sum(math.prod(s) for s in vr.official_param_shapes(vr.load_yaml_config(PUBLISHED_CONFIGS[name])).values())
 
 
@@ -430,6 +284,7 @@ def test_published_name_without_checkpoint_says_what_to_get():
 
 # ----------------------------------------------------------------------------- lean loading
 
+@pytest.mark.slow
 def test_loading_a_7b_shaped_checkpoint_costs_about_its_file_size(tmp_path):
     """The 7B's first four blocks (HCS, HCM, HCL, attention; 1.6 GB in bf16). Beyond the file's
     pages, the load holds the permuted Wqkv copy (0.1 GB) and PyTorch's first-use allocations."""
@@ -457,6 +312,7 @@ def test_loading_a_7b_shaped_checkpoint_costs_about_its_file_size(tmp_path):
 # ------------------------------------------------------------------- writing the official layout
 
 
+@pytest.mark.slow
 def test_written_checkpoint_has_the_official_layout_and_loads_back_exactly(tmp_path):
     """evo2kit.rehearsal's checkpoint (written by checkpoint.save_official_checkpoint, the loader's
     inverse) has the key set and shapes of vortex_ref's independent table, TE metadata the parser
@@ -483,3 +339,140 @@ def test_written_checkpoint_has_the_official_layout_and_loads_back_exactly(tmp_p
     assert again.load_report.fp8_scales == model.load_report.fp8_scales
     ids = token_ids(64, seed=3)
     assert torch.equal(again(ids)[0][0], model(ids)[0][0])
+
+
+# --------------------------------------------------------------------- bad and damaged files (issue 30)
+
+def _data_offset(path: str, member_suffix: str) -> int:
+    """Where the bytes of the zip member ending in ``member_suffix`` start in a torch.save file."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith(member_suffix))
+    with open(path, "rb") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = struct.unpack("<HH", f.read(4))
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _overwrite(path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def test_flipped_bytes_that_make_a_weight_nan_are_refused_naming_the_file(tmp_path):
+    import struct
+
+    from evo2kit.checkpoints.official import save_pretrained
+    from evo2kit.cli import DataError
+
+    cfg = vr.official_config()
+    yml, pt = write(tmp_path, cfg, vr.random_official_state_dict(cfg, seed=0))
+    _overwrite(pt, _data_offset(pt, "/data/0"), b"\xff\xff\xff\x7f")  # a NaN in float32
+    with pytest.raises(DataError, match=rf"^{re.escape(pt)}: 1 tensor\(s\) hold NaN or infinite values "
+                                        r"\(embedding_layer.weight\): the weights are damaged"):
+        evo2kit.load_model(yml, local_path=pt, device="cpu")
+
+    model = evo2kit.load_model(yml, device="cpu")
+    weights = save_pretrained(model.model, tmp_path / "own", "small")
+    with open(weights, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+    _overwrite(weights, 8 + n + 4, b"\x00\x00\x80\x7f")  # +inf in the first tensor
+    with pytest.raises(DataError, match=rf"^{re.escape(str(weights))}: 1 tensor\(s\) hold NaN or infinite values"):
+        evo2kit.load_model(yml, local_path=weights, device="cpu")
+    with pytest.raises(DataError, match=r"1 tensor\(s\) overflow torch.float16 \(embedding_layer.weight\): load with "
+                                        "dtype='bfloat16' or 'float32'"):
+        sd = vr.random_official_state_dict(cfg, seed=0)
+        sd["embedding_layer.weight"][0, 0] = 1e6  # finite in the file, not in float16
+        big_yml, big_pt = write(tmp_path, cfg, sd, name="big")
+        evo2kit.load_model(big_yml, local_path=big_pt, device="cpu", dtype="float16")
+
+
+def test_the_models_own_state_dict_saved_as_pt_is_read_as_its_own_layout(tmp_path):
+    from evo2kit.checkpoints.official import CheckpointError
+
+    cfg = vr.official_config()
+    assert cfg["column_split"], "a layout whose Wqkv rows the official loader would permute"
+    yml, official = write(tmp_path, cfg, vr.random_official_state_dict(cfg, seed=2))
+    model = evo2kit.load_model(yml, local_path=official, device="cpu")
+    own = tmp_path / "own.pt"
+    torch.save(model.model.state_dict(), own)
+    again = evo2kit.load_model(yml, local_path=own, device="cpu")
+    ids = token_ids(64, seed=1)
+    assert torch.equal(again(ids)[0][0], model(ids)[0][0])
+    assert again.load_report is None, "no official loading: nothing permuted"
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"encoder.layer.0.weight": torch.zeros(4, 4)}, foreign)
+    with pytest.raises(CheckpointError, match=rf"{re.escape(str(foreign))} does not fit evo2kit-small-random:\n"
+                                              r"  missing \(\d+\): .*\n  unexpected \(1\): encoder.layer.0.weight"):
+        evo2kit.load_model(yml, local_path=foreign, device="cpu")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "bad header"])
+def test_a_damaged_safetensors_file_is_named(tmp_path, damage):
+    from evo2kit.checkpoints.official import save_pretrained
+    from evo2kit.cli import DataError
+
+    cfg = vr.official_config()
+    yml = tmp_path / "small.yml"
+    yml.write_text(yaml.safe_dump(cfg))
+    weights = save_pretrained(evo2kit.load_model(str(yml), device="cpu").model, tmp_path, "small")
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[:len(data) // 2], "empty": b"",
+                         "bad header": data[:8] + b"{not json" + data[17:]}[damage])
+    message = (rf"^{re.escape(str(weights))} is neither a PyTorch checkpoint \(a zip archive\) nor a safetensors "
+               r"file \(it is empty\)$" if damage == "empty" else
+               rf"^{re.escape(str(weights))} is not a complete safetensors file \(.*\): it is truncated or damaged")
+    with pytest.raises(DataError, match=message):
+        evo2kit.load_model(str(yml), local_path=weights, device="cpu")
+
+
+def test_a_truncated_pt_or_missing_parts_are_named(tmp_path):
+    from evo2kit.checkpoints.official import save_official_checkpoint
+    from evo2kit.cli import DataError
+
+    cfg = vr.official_config()
+    yml, pt = write(tmp_path, cfg, vr.random_official_state_dict(cfg, seed=0))
+    data = open(pt, "rb").read()
+    open(pt, "wb").write(data[: len(data) // 2])
+    with pytest.raises(DataError, match=rf"^{re.escape(pt)} is truncated or damaged \(PytorchStreamReader failed .*\): "
+                                        "download or copy it again$"):
+        evo2kit.load_model(yml, local_path=pt, device="cpu")
+    model = evo2kit.load_model(yml, device="cpu").model
+    parts = save_official_checkpoint(model, tmp_path / "split" / "x.pt", parts=3)
+    parts[2].unlink()
+    with pytest.raises(FileNotFoundError, match=r"part\(s\) x.pt.part0 to x.pt.part1 are not the whole checkpoint "
+                                                r"\(the last ends no zip archive\): x.pt.part2 \(and any part after "
+                                                r"it\) is missing, or x.pt.part1 is truncated"):
+        evo2kit.load_model(yml, local_path=parts[0], device="cpu")
+
+
+def test_a_pickle_with_code_is_one_line_in_the_cli(tmp_path, capsys):
+    from evo2kit.analysis import vep
+
+    marker = tmp_path / "code_ran"
+    sd = fp8_checkpoint(FP8_CFG)
+    sd["blocks.0.projections._extra_state"] = _RunsCode(marker)
+    yml, pt = write(tmp_path, FP8_CFG, sd, name="outer")
+    fasta, table = tmp_path / "g.fa", tmp_path / "v.tsv"
+    fasta.write_text(">chr1\n" + "ACGT" * 20 + "\n")
+    table.write_text("chrom\tpos\tref\talt\nchr1\t10\tC\tA\n")
+    status = vep.main(["--table", str(table), "--fasta", str(fasta), "--model", yml, "--weights", pt,
+                       "--window", "20", "--out", str(tmp_path / "o.tsv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 65 and len(err) == 1 and not marker.exists(), err
+    assert err[0].startswith(f"evo2kit-vep: error: {pt}: refused, its pickle asks for more than tensors (Weights "
+                             "only load failed: ") and "evo2kit never runs a checkpoint's code" in err[0]
+
+
+def test_identical_weights_give_identical_safetensors_files(tmp_path):
+    import hashlib
+
+    from evo2kit.checkpoints.official import save_pretrained
+
+    model = StripedHyena2(Evo2Config.from_dict(vr.official_config())).init_weights(0)
+    digests = {hashlib.sha256(save_pretrained(model, tmp_path / str(i), "small").read_bytes()).hexdigest()
+               for i in range(24)}
+    assert len(digests) == 1, "the header's metadata keys come in one order"

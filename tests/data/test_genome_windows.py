@@ -97,6 +97,7 @@ def test_mixed_sampler_draws_its_share_from_the_other_genomes_with_full_weight()
         MixedSampler(genic, WindowSampler({"b": other_seq}, 129), fraction=0.5)
 
 
+@pytest.mark.slow
 def test_annotation_of_the_training_chromosomes_is_read_from_the_registered_tables():
     seqs, _ = load_genome()
     ann = load_annotation(seqs)
@@ -110,6 +111,7 @@ def test_annotation_of_the_training_chromosomes_is_read_from_the_registered_tabl
     assert 0.53 < ann.repeats["hg19_chrX_part"].mean() < 0.57
 
 
+@pytest.mark.slow
 def test_continued_exon_rich_training_resumes_and_checks_brca1(tmp_path):
     args = ["--out", str(tmp_path), "--seq-len", "64", "--batch-size", "2", "--init", "evo2kit-tiny",
             "--exon-fraction", "0.5", "--repeat-weight", "0.1", "--eval-every", "2", "--val-windows", "2",

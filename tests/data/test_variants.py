@@ -1,4 +1,4 @@
-"""evo2kit.variants and evo2kit-vep: VCFs and FASTAs made here, every edge case of the reader,
+"""evo2kit.data.variants and evo2kit-vep: VCFs and FASTAs made here, every edge case of the reader,
 equality with notebook 03's deltas on BRCA1, the command line's exit statuses and resumption."""
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def test_bgzip_with_and_without_index_and_plain_gzip(fasta, tmp_path):
         out = variants.write_vcf(want.assign(note="a; b=c, d"), tmp_path / name, info=["note"], index=index)
         back = read_variants(out)
         pd.testing.assert_frame_equal(back[["chrom", "pos", "ref", "alt"]], want[["chrom", "pos", "ref", "alt"]])
-        assert back["note"].eq("a; b=c, d").all()
+        assert back["INFO/note"].eq("a; b=c, d").all()  # an INFO field named like an output column is kept aside
         assert Path(f"{out}.tbi").is_file() == index
 
 
@@ -209,6 +209,7 @@ def test_indel_deltas_are_the_scores_of_their_windows(fasta, tmp_path, tiny):
         assert table.loc[i, "delta"] == pytest.approx((plus + minus) / 2, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_deltas_equal_notebook_03_on_brca1(real_dir, tmp_path, tiny):
     brca1 = load_brca1()
     few = brca1.iloc[list(range(0, 3893, 400))]  # 10 SNVs along the gene
@@ -374,3 +375,121 @@ def test_python_m_and_the_torchrun_split_equal_one_process(fasta, tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     assert "rank 0: 100%" in two.stderr and "rank 1: 100%" in two.stderr
     assert (tmp_path / "two.tsv").read_text() == (tmp_path / "one.tsv").read_text()
+
+
+# ----------------------------------------------------------------------------- bad input (issue 30)
+
+
+def test_input_columns_never_take_a_variants_own_fields(fasta, tmp_path):
+    g1 = up(CHR1)
+    alt, other = two_alts(g1[29]).split(",")
+    header = "".join(f'##INFO=<ID={k},Number=1,Type={t},Description="x">\n' for k, t in
+                     [("alt", "String"), ("ref", "String"), ("chrom", "String"), ("record", "Integer"),
+                      ("pos", "Integer"), ("note", "String"), ("delta", "Float"), ("n", "Integer")])
+    path = tmp_path / "v.vcf"
+    path.write_text(vcf_text([f"1 30 . {g1[29]} {alt} . . alt={other};ref=T;chrom=9;record=1;pos=3;note=x;delta=5;n=2",
+                              f"1 60 . {g1[59]} {two_alts(g1[59])[0]} . . alt={other};record=1;delta=5"], header))
+    df = read_variants(path)
+    assert df[["record", "chrom", "pos", "ref", "alt"]].values.tolist() == [
+        [1, "1", 30, g1[29], alt], [2, "1", 60, g1[59], two_alts(g1[59])[0]]], "the variant's own fields"
+    assert df["INFO/alt"].tolist() == [other, other] and df["INFO/record"].tolist() == [1, 1]
+    assert df["INFO/delta"].tolist() == [5.0, 5.0] and df.loc[0, "INFO/note"] == "x" and df.loc[0, "INFO/pos"] == 3
+    assert "n" in df.columns and df.attrs["renamed"] == {k: f"INFO/{k}" for k in
+                                                         ["alt", "ref", "chrom", "record", "pos", "note", "delta"]}
+    assert str(df["n"].dtype) == "Int64" and df["n"].isna().tolist() == [False, True], "whole numbers stay whole"
+    cut = variant_windows(df, Genome(fasta), W)
+    assert cut.windows.var_seqs[0] == g1[9:29] + alt + g1[30:49], "the ALT allele is scored, not INFO's alt"
+
+    table = tmp_path / "t.tsv"
+    table.write_text(f"chrom\tpos\tref\talt\trecord\tnote\tdelta\tgene\n1\t30\t{g1[29]}\t{alt}\t7\tmine\t0.5\tx\n")
+    df = read_variants(table)
+    assert df[["record", "input/record", "input/note", "input/delta", "gene"]].values.tolist() == [
+        [2, "7", "mine", "0.5", "x"]]
+    clash = tmp_path / "clash.tsv"
+    clash.write_text(f"chrom\tpos\tref\talt\tnote\tinput/note\n1\t30\t{g1[29]}\t{alt}\ta\tb\n")
+    with pytest.raises(variants.DataError, match=r"column\(s\) 'note' \(kept as 'input/note', which the table also "
+                                                 r"has\)"):
+        read_variants(clash)
+    twice = tmp_path / "twice.tsv"
+    twice.write_text(f"chrom\tpos\tref\talt\tALT\n1\t30\t{g1[29]}\t{alt}\t{other}\n")
+    with pytest.raises(variants.DataError, match=r"columns \['alt', 'ALT'\] all name 'alt': keep one of each"):
+        read_variants(twice)
+
+
+def test_an_insertion_whose_alt_leaves_its_record_is_not_scored(fasta, tmp_path):
+    g1 = up(CHR1)
+    path = tmp_path / "v.vcf"
+    path.write_text(vcf_text([f"1 200 . {g1[199]} {g1[199]}T . . .", f"1 199 . {g1[198]} {g1[198]}GGG . . .",
+                              f"1 190 . {g1[189]} {g1[189]}T . . ."]))
+    cut = variant_windows(read_variants(path), Genome(fasta), W)
+    assert cut.info["scored"].tolist() == [False, False, True]
+    assert cut.info.loc[0, "note"] == ("ALT (2 bp) does not fit in its 21-bp window: chr1 has 1 bp left from the "
+                                       "variant's first base: not scored")
+    assert "ALT (4 bp) does not fit in its 22-bp window" in cut.info.loc[1, "note"]
+    assert cut.windows.var_seqs == [(g1[169:190] + "T" + g1[190:])[:31]] and cut.rows.tolist() == [2]
+    assert cut.info["window_start"].isna().tolist() == [True, True, False], "empty, and whole numbers elsewhere"
+    assert str(cut.info["window_start"].dtype) == "Int64" and str(cut.info["window_length"].dtype) == "Int64"
+
+
+def test_an_index_that_does_not_fit_its_fasta_is_rebuilt(fasta, tmp_path):
+    g1 = up(CHR1)
+    assert Genome(fasta).fetch(Genome(fasta).records[1], 0, 30) == CHR2
+    other = tmp_path / "other.fa"  # another layout: 50-base lines and a shorter chr1
+    lines = "\n".join(CHR1[10 + i:10 + i + 50] for i in range(0, 190, 50))
+    other.write_text(f">chr1\n{lines}\n>chr2\n{CHR2}\n>chr3:1001-1100\n{CHR3}\n")
+    os.utime(other, (1, 1))
+    shutil.copy2(other, fasta)  # cp -p: the FASTA keeps its old time, so its index looks newer
+    assert Path(f"{fasta}.fai").stat().st_mtime > fasta.stat().st_mtime
+    genome = Genome(fasta)
+    assert [(r.name, r.length) for r in genome.records] == [("chr1", 190), ("chr2", 30), ("chr3:1001-1100", 100)]
+    assert genome.fetch(genome.records[0], 0, 60) == g1[10:70] and genome.fetch(genome.records[1], 0, 30) == CHR2
+    bgz = tmp_path / "b.fa.gz"
+    pysam.tabix_compress(str(fasta), str(bgz))
+    assert Genome(bgz).fetch(Genome(bgz).records[2], 0, 100) == CHR3
+    assert variants._index_problem(bgz, Path(f"{bgz}.fai"), Path(f"{bgz}.gzi"), True) is None
+    assert "does not end after 200 bases" in variants._index_problem(
+        fasta, _fai_of(tmp_path, [("chr1", 200, 6, 50, 51)]), None, False)
+
+
+def _fai_of(folder: Path, rows) -> Path:
+    path = folder / "hand.fai"
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def test_fasta_problems_are_one_line_naming_the_file(fasta, tmp_path):
+    dup = tmp_path / "dup.fa"
+    dup.write_text(f">chr1\n{CHR2}\n>chr1 again\n{CHR2}\n")
+    with pytest.raises(variants.DataError, match=rf"^{dup}: two FASTA records are named 'chr1': a record must be "
+                                                 "found by its name; rename or remove one$"):
+        Genome(dup)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".dup", "dup"))) == ["dup.fa"], \
+        "no temporary index left behind"
+    bgz, gz = tmp_path / "b.fa.gz", tmp_path / "g.fa.gz"
+    pysam.tabix_compress(str(fasta), str(bgz))
+    gz.write_bytes(gzip.compress(fasta.read_bytes()))
+    for packed in (bgz, gz):
+        cut = tmp_path / f"cut-{packed.name}"
+        cut.write_bytes(packed.read_bytes()[:len(packed.read_bytes()) // 2])
+        with pytest.raises(variants.DataError, match=rf"^{cut} is truncated or damaged \(.*\): fetch or decompress "
+                                                     "it again$"):
+            Genome(cut)
+
+
+def test_tables_without_rows_or_on_another_sheet_are_said(tmp_path):
+    (tmp_path / "head.tsv").write_text("chrom\tpos\tref\talt\n")
+    with pytest.raises(variants.DataError, match="head.tsv: a header but no variant rows"):
+        read_variants(tmp_path / "head.tsv")
+    with pd.ExcelWriter(tmp_path / "book.xlsx") as w:
+        pd.DataFrame({"note": ["see the next sheet"]}).to_excel(w, sheet_name="about", index=False)
+        pd.DataFrame({"chrom": ["1"], "pos": [30], "ref": ["A"], "alt": ["C"]}).to_excel(w, sheet_name="calls",
+                                                                                      index=False)
+    with pytest.raises(variants.DataError, match=r"book.xlsx \(sheet 0\): no column\(s\) \['chrom', 'pos', 'ref', "
+                                                 r"'alt'\].*the workbook's other sheets are \['calls'\]: "
+                                                 r"choose one with --sheet"):
+        read_variants(tmp_path / "book.xlsx")
+    with pytest.raises(variants.DataError, match=r"book.xlsx has no sheet 'nope'; its sheets are \['about', "
+                                                 r"'calls'\]: choose one with --sheet"):
+        read_variants(tmp_path / "book.xlsx", sheet="nope")
+    assert read_variants(tmp_path / "book.xlsx", sheet="calls")["pos"].tolist() == [30]
+    assert read_variants(tmp_path / "book.xlsx", sheet=1)["pos"].tolist() == [30]

@@ -1,6 +1,6 @@
 """evo2kit's StripedHyena 2 against the official reference, and against itself in chunks.
 
-Parity: vortex (vtx 1.1.0) built on CPU by tests/vortex_ref.py with random weights in the
+Parity: vortex (vtx 1.1.0) built on CPU by evo2kit/model/vortex_reference.py with random weights in the
 official checkpoint layout (per-head Wqkv rows, ``unembed.weight``, TE ``_extra_state``);
 evo2kit loads the same state dict through its official-checkpoint loader. In float32 the
 logits and the hooked activations must be equal bit for bit; in bfloat16 the difference is
@@ -57,6 +57,7 @@ def token_ids(batch: int, length: int, seed: int) -> torch.Tensor:
     return acgtn[torch.randint(0, 5, (batch, length), generator=g)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(PARITY))
 def test_fp32_bit_parity_with_vortex(name):
     make, length = PARITY[name]
@@ -131,6 +132,7 @@ CHUNKINGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunking", list(CHUNKINGS))
 def test_chunked_forward_equals_whole_forward(chunking):
     model = small_model()

@@ -1,5 +1,5 @@
-"""Tests for evo2kit.finetune and the training pieces it shares with evo2kit.train, on tiny random models
-(CPU, a few seconds in all)."""
+"""Tests for evo2kit.training.finetune and the training pieces it shares with evo2kit.training.train, on
+tiny random models (CPU, a few seconds in all)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from support import sigkill_when
 
 from evo2kit import Evo2Config, Evo2Model, StripedHyena2
 from evo2kit.analysis.probes import Split
+from evo2kit.cli import DataError
 from evo2kit.model.tokenizer import CharLevelTokenizer
 from evo2kit.training import finetune, stability, train
 
@@ -139,6 +140,7 @@ def toy_task(n: int = 24, length: int = 32, seed: int = 0) -> finetune.VariantTa
                                 tok.encode_batch(vars_)[0], ref_index, np.full(n, mid), split)
 
 
+@pytest.mark.slow
 def test_lora_leaves_base_weights_untouched_and_its_adapter_reloads(tmp_path):
     base = Evo2Model(tiny_model(), "finetune-test")
     before = {k: v.clone() for k, v in base.model.state_dict().items()}
@@ -165,6 +167,46 @@ def test_lora_leaves_base_weights_untouched_and_its_adapter_reloads(tmp_path):
         finetune.load_adapter(Evo2Model(tiny_model(seed=1), "finetune-test"), path)
 
 
+def test_an_adapter_is_refused_on_a_base_changed_in_place(tmp_path):
+    from evo2kit import load_model
+
+    base = load_model(device="cpu")  # the bundled model: its digest() is its weights file's
+    clf = finetune.VariantClassifier(base, "blocks.1.mlp.l3", mode="frozen")
+    finetune.fit(clf, toy_task(), finetune.FitConfig(epochs=1, batch_size=4))
+    path = finetune.save_adapter(clf, tmp_path / "adapter.safetensors", base)
+    assert finetune.load_adapter(load_model(device="cpu"), path).layer == "blocks.1.mlp.l3"
+    before = finetune.base_digest(base)
+    with torch.no_grad():
+        base.model.blocks[0].mlp.l1.weight.data[0, 0] += 1.0  # changed in place, through .data
+    assert base.digest() == load_model(device="cpu").digest(), "the file digest cannot see it"
+    assert finetune.base_digest(base) != before, "nothing remembered goes stale"
+    with pytest.raises(DataError, match=r"adapter.safetensors was trained on evo2kit-tiny \(tensors sha256 "
+                                                 r"[0-9a-f]{12}\.\.\.\), not on this evo2kit-tiny, whose tensors "
+                                                 r"\(sha256 [0-9a-f]{12}\.\.\.\) differ"):
+        finetune.load_adapter(base, path)
+
+
+def test_damaged_or_foreign_adapter_files_are_named(tmp_path):
+    from safetensors.torch import save_file
+
+    base = Evo2Model(tiny_model(), "finetune-test")
+    clf = finetune.VariantClassifier(base, "blocks.1.mlp.l3", mode="frozen")
+    path = finetune.save_adapter(clf, tmp_path / "adapter.safetensors", base)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DataError, match=rf"^{cut} is not a complete safetensors file \(.*\): the adapter is "
+                                                 "truncated or damaged; save it again$"):
+        finetune.load_adapter(base, cut)
+    bare = tmp_path / "bare.safetensors"
+    save_file(clf.state_to_save(), str(bare), metadata={"format": finetune.ADAPTER_FORMAT, "mode": "frozen"})
+    with pytest.raises(DataError, match=rf"^{bare}: the adapter's metadata lacks \['layer', 'pooling', "
+                                                 r"'lora', 'base_model', 'base_sha256'\]: it was not written by "
+                                                 "save_adapter"):
+        finetune.load_adapter(base, bare)
+    with pytest.raises(FileNotFoundError, match="no adapter file"):
+        finetune.load_adapter(base, tmp_path / "none.safetensors")
+
+
 SLOW_FIT = textwrap.dedent("""
     import sys, time
     sys.path[:0] = [sys.argv[2], sys.argv[3]]
@@ -180,6 +222,7 @@ SLOW_FIT = textwrap.dedent("""
 FIT = finetune.FitConfig(epochs=4, batch_size=4, lr=1e-2, backbone_lr=1e-3, warmup=2, checkpoint_minutes=0.0)
 
 
+@pytest.mark.slow
 def test_fit_resumes_after_sigkill_as_if_never_interrupted(tmp_path):
     task = toy_task()
     reference = finetune.VariantClassifier(Evo2Model(tiny_model(), "finetune-test"), "blocks.2.mlp.l3", mode="full")

@@ -88,3 +88,16 @@ def test_reused_runs_give_only_the_notebooks_asked_for(tmp_path, monkeypatch, ca
     assert er.main() == 0
     assert list(json.loads((out / "smoke.json").read_text())["ranges"]) == ["07_your_variants"]
     assert "01_loading" not in capsys.readouterr().out
+
+
+def test_the_self_test_of_a_model_with_reference_values_is_judged_to_the_self_tests_tolerance():
+    """evo2kit-tiny has recorded self-test values: its range is the self-test's own tolerance around
+    what the runs gave (1e-3 on the loss, 0.5 points on the accuracy); a model without any (the
+    random-weight rehearsal) gets the usual widened range."""
+    runs = [{"01_loading": {"self_test_loss": 1.358722, "self_test_accuracy": 0.326658}} for _ in range(2)]
+    got = er.ranges(runs, infos(2), "smoke", "evo2kit-tiny", ARGS)["01_loading"]["smoke"]["evo2kit-tiny"]
+    assert (got["self_test_loss"]["min"], got["self_test_loss"]["max"]) == (1.357722, 1.359722)
+    assert (got["self_test_accuracy"]["min"], got["self_test_accuracy"]["max"]) == (0.321658, 0.331658)
+    assert "the self-test's tolerance" in got["self_test_loss"]["provenance"]
+    got = er.ranges(runs, infos(2), "official-format", "evo2_rehearsal", ARGS)["01_loading"]["official-format"]
+    assert got["evo2_rehearsal"]["self_test_loss"]["min"] == pytest.approx(1.358722 * 0.95, abs=1e-6)  # 5% floor

@@ -18,6 +18,8 @@ import pytest
 
 from evo2kit.tutorial import runner
 
+pytestmark = pytest.mark.slow  # a real JupyterLab server
+
 STARTUP_S = 240  # an upper bound: about 10 s on 2 idle cores, minutes on a starved machine
 
 

@@ -76,12 +76,13 @@ def test_check_metrics_statuses():
     assert {r["metric"]: r["status"] for r in rows} == {"a": "pass", "b": "FAIL", "c": "MISSING", "d": "unchecked"}
 
 
+@pytest.mark.slow
 def test_smoke_profile_runs_and_metrics_in_range(smoke_run):
     status, outdir = smoke_run
     summary = json.loads((outdir / "metrics.json").read_text())["metrics"]
     bad = [f"{r['notebook']}:{r['metric']}={r['value']} expected [{r['min']}, {r['max']}] ({r['status']})"
            for r in summary if r["status"] in ("FAIL", "MISSING")]
-    assert status == 0, f"runner exit status {status}; see {outdir}; " + "; ".join(bad)
+    assert status == 0, f"runner exit status {status}; see {outdir.parent / 'runner.log'}; " + "; ".join(bad)
     assert not bad
     from evo2kit.tutorial.metrics import notebook_metrics, read_metrics
 
@@ -222,7 +223,8 @@ def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     assert trigger["workflow_dispatch"]["inputs"]["profile"]["default"] in gpu_profiles
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert 'python -m evo2kit.tutorial.runner --profile "$PROFILE"' in runs
-    assert "pytest" in runs and "tests/test_notebooks.py" in runs
+    assert "pytest" in runs and "tests/tutorial/test_notebooks.py" in runs
+    assert "evo2kit.checkpoints.hub" in runs
     assert 'python -m evo2kit.tutorial.docs --profile "$PROFILE"' in runs
     uploads = [str(step["with"]["path"]) for step in job["steps"]
                if step.get("uses", "").startswith("actions/upload-artifact")]
@@ -254,6 +256,7 @@ def test_rehearsal_sets_every_parameter_the_gpu_profiles_set():
             assert not missing, (profile, stem, missing)
 
 
+@pytest.mark.slow
 def test_official_format_rehearsal_runs_every_notebook_through_the_published_loading_path(real_dir, tmp_path):
     """Notebook 00 writes a random-weight checkpoint in the official layout (FP8 metadata,
     column-split Wqkv, unembed.weight, the file in three parts), 01-05 load it as the gpu profiles
@@ -341,6 +344,8 @@ def test_command_line_usage_errors_are_one_line_with_exit_status_64(tmp_path, ca
                                                       "a default of type int, this value is of type str"),
         (["--profile", "p", "--set", "x"], "--set expects KEY=VALUE, got 'x'"),
         (["--profile", "p", "--set", "x=[1,"], "--set 'x=[1,': the value is not valid YAML"),
+        (["--profile", "p", "--set", "dtype=fp16"], "--set dtype='fp16': dtype 'fp16' is not supported"),
+        (["--profile", "p", "--set", "backend=jax"], "--set backend='jax': backend must be one of torch, vortex"),
         (["--profile", "p", "--threads", "two"], "argument --threads: invalid int value: 'two'"),
         (["--no-such-option"], "unrecognized arguments: --no-such-option"),
     ]:
@@ -376,3 +381,23 @@ def test_set_of_a_declared_parameter_runs_with_status_0(tmp_path):
     from evo2kit.tutorial.metrics import read_metrics
 
     assert read_metrics(tmp_path / "build" / "p" / "metrics")["00_tiny"]["x"] == 3
+
+
+def test_run_settings_reach_the_notebooks_context_and_only_that_notebook(tmp_path, monkeypatch):
+    """A profile's run setting (dtype, for one notebook) and a --set one (device) reach the
+    kernel's context through its environment, are gone after the notebook, and are not injected as
+    parameters (the parameters cell does not declare them)."""
+    for name in ("EVO2KIT_DTYPE", "EVO2KIT_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    body = ("import torch\nfrom evo2kit.tutorial.context import context\nfrom evo2kit.tutorial.metrics import "
+            "record_metrics\nrun = context()\nrecord_metrics('00_tiny', {'bf16': float(run.dtype == torch.bfloat16), "
+            "'cpu': float(run.device.type == 'cpu'), 'x': x})\n")
+    nbdir = _tiny_notebook_dir(tmp_path, body, "profiles:\n  p:\n    00_tiny: {dtype: bfloat16, x: 2}\n", "{}\n")
+    assert runner.main(["--notebooks-dir", str(nbdir), "--out", str(tmp_path / "build"), "--profile", "p",
+                        "--set", "device=cpu"]) == 0
+    from evo2kit.tutorial.metrics import read_metrics
+
+    assert read_metrics(tmp_path / "build" / "p" / "metrics")["00_tiny"] == {"bf16": 1.0, "cpu": 1.0, "x": 2}
+    assert "EVO2KIT_DTYPE" not in os.environ and "EVO2KIT_DEVICE" not in os.environ
+    recorded = json.loads((tmp_path / "build" / "p" / "parameters" / "00_tiny.json").read_text())
+    assert recorded == {"x": 2}, "run settings are not parameters"
