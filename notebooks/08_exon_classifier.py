@@ -32,11 +32,16 @@
 #    intervals on every test set and per species;
 # 5. the picture: the classifier's **exon probability along BRCA1**, under its annotated exons.
 #
-# **Model and time.** The bundled `evo2kit-tiny` on CPU: profile `cpu` (512-bp windows, 2,634 positions)
-# takes CPU_TIME; `smoke` (128-bp windows, 725 positions) SMOKE_TIME. On a GPU the profiles
-# `gpu-evo2_1b_base`, `gpu-evo2_7b` and `gpu-evo2_40b` run Arc's recipe (8,192-bp windows) on that model:
-# 4,668 windows of 8,192 bp, about 8 minutes for the 1B at the ~9.5 windows per second the Evo 2 BRCA1
-# notebook shows for it (not measured here), several times longer for the 7B and the 40B.
+# **Time and model**
+#
+# - **Time on 2 CPU cores**: 4.1 min (profile `cpu`: 512-bp windows, 2,634 positions; 247 s at one
+#   thread on nearly idle cores, 379 s beside other jobs at load 5); `smoke` (128-bp windows, 725
+#   positions) 26-38 s.
+# - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
+#   `gpu-evo2_40b` run it: 4,668 windows of 8,192 bp).
+# - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; under the gpu profiles Arc's
+#   recipe, 8,192-bp windows, on `evo2_1b_base`, on `evo2_7b_base` (the model Arc's notebook reads;
+#   all 32 blocks, `blocks.26` among them) and on `evo2_40b`.
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
@@ -59,7 +64,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from evo2kit.analysis.exons import auroc_by_group, baseline_features, evaluate, window_embeddings
+from evo2kit.analysis.exons import auroc_by_group, auroc_table, baseline_features, evaluate, window_embeddings
 from evo2kit.data import exons
 from evo2kit.tutorial import plots
 from evo2kit.tutorial.context import context
@@ -161,23 +166,12 @@ print(f"{len(positions):,} positions x 2 windows of {window:,} bp through {model
 tests = {name: sets.rows(name) for name in ("chr22", "brca1", "arc")}
 table, scores = evaluate({**embedded, **baselines}, y, sets.rows("train"), sets.rows("val"), tests, n_boot=n_boot,
                          seed=seed)
-sweep = table[table["features"].isin(layers)].assign(layer=lambda t: t["features"].str.split(".").str[1].astype(int))
+sweep = table[table["features"].isin(layers)]
 best_layer = sweep.sort_values("val_auroc", kind="stable").iloc[-1]["features"]
 test_names = {"chr22": "chr22 (held-out chromosome)", "brca1": "BRCA1 locus (chr17)", "arc": "Arc's 122 (8 species)"}
 
-fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
-for ax, (test, title) in zip(axes, test_names.items()):
-    one = sweep[sweep["test"] == test]
-    ax.fill_between(one["layer"], one["ci_low"], one["ci_high"], alpha=0.2, color="C0")
-    ax.plot(one["layer"], one["auroc"], "o-", ms=4, color="C0", label="embeddings (logistic probe)")
-    for name, color in ((gc_name, "C3"), (kmer_name, "C1"), (onehot_name, "C2")):
-        ax.axhline(table[(table["features"] == name) & (table["test"] == test)]["auroc"].item(), color=color,
-                   ls="--", label=name)
-    ax.axvline(int(best_layer.split(".")[1]), color="grey", lw=0.8, ls=":", label=f"chosen on validation: {best_layer}")
-    ax.axhline(0.5, color="black", lw=0.6)
-    ax.set(title=title, xlabel="block", ylabel="test AUROC (95% CI shaded)")
-axes[0].legend(fontsize=8, loc="lower right")
-fig.suptitle(f"{model.name}: exonic vs intronic from the last token of two {window:,}-bp windows")
+axes = plots.layer_sweep(table, layers, list(baselines), test_names, chosen=best_layer)
+plt.gcf().suptitle(f"{model.name}: exonic vs intronic from the last token of two {window:,}-bp windows")
 plt.tight_layout()
 plt.show()
 
@@ -187,10 +181,7 @@ plt.show()
 # %%
 final = table[table["features"].isin([best_layer, gc_name, kmer_name, onehot_name])].copy()
 final["features"] = final["features"].replace({best_layer: f"embeddings, {best_layer}"})
-final["AUROC [95% CI]"] = [f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in
-                           zip(final["auroc"], final["ci_low"], final["ci_high"])]
-final.pivot_table(index="features", columns="test", values="AUROC [95% CI]", aggfunc="first",
-                  sort=False)[list(tests)]
+auroc_table(final, index="features", columns="test")[list(tests)]
 
 # %% [markdown]
 # **Base composition** is the first thing to rule out. Exons are GC-richer than introns on average, and
@@ -213,6 +204,7 @@ by_species = auroc_by_group(y[arc_rows], {k: v[arc_rows] for k, v in named.items
 ax = plots.auroc_bars(by_species)
 ax.set(title="Arc's positions by species: 11-16 positions each, so wide intervals")
 plt.show()
+auroc_table(by_species, index="group", columns="features")
 
 # %% [markdown]
 # ## 6 · Along BRCA1: the exon probability under the annotated exons
@@ -257,6 +249,9 @@ for test in tests:
     metrics[f"onehot_auroc_{test}"] = auroc_of(onehot_name, test)
     metrics[f"emb_minus_kmer_{test}"] = metrics[f"emb_auroc_{test}"] - metrics[f"kmer_auroc_{test}"]
     metrics[f"emb_minus_onehot_{test}"] = metrics[f"emb_auroc_{test}"] - metrics[f"onehot_auroc_{test}"]
+if exons.ARC_LAYER in layers:  # Arc's own layer, for the comparison with its published AUROC
+    for test in tests:
+        metrics[f"emb_auroc_{test}_at_arc_layer"] = auroc_of(exons.ARC_LAYER, test)
 for (features, group), auc in by_species.set_index(["features", "group"])["auroc"].items():
     key = {f"embeddings, {best_layer}": "emb", gc_name: "gc", kmer_name: "kmer", onehot_name: "onehot"}[features]
     metrics[f"{key}_auroc_arc_{group}"] = auc

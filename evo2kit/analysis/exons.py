@@ -128,3 +128,11 @@ def auroc_by_group(y: np.ndarray, scores: Mapping[str, np.ndarray], groups: pd.S
         auc, lo, hi = auroc_ci(np.asarray(y)[idx], np.asarray(s)[idx], n_boot=n_boot, seed=seed)
         rows.append({"features": name, "group": group, "auroc": auc, "ci_low": lo, "ci_high": hi, "n": len(idx)})
     return pd.DataFrame(rows)
+
+
+def auroc_table(table: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:
+    """``table``'s rows (auroc, ci_low, ci_high) as one "AUROC [low, high]" string per (index, columns)
+    cell, rows and columns in order of appearance: for reading, not for computing."""
+    text = [f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in zip(table["auroc"], table["ci_low"], table["ci_high"])]
+    return (table.assign(**{"AUROC [95% CI]": text})
+            .pivot_table(index=index, columns=columns, values="AUROC [95% CI]", aggfunc="first", sort=False))

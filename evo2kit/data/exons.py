@@ -41,6 +41,8 @@ from evo2kit.model.tokenizer import reverse_complement
 
 ARC_POSITIONS = "exon_positions"
 REFSEQ_EXONS = "hg19_refseq_exons"
+ARC_LAYER = "blocks.26"
+"""The layer whose last-token output Arc's exon notebook reads (of ``evo2_7b_base``, 32 blocks)."""
 
 SOURCES = {"chr20": "hg19_chr20", "chrX": "hg19_chrX_part", "chr22": "chr22_heldout", "chr17": "brca1_hg19_region"}
 """The human sequence at hand, by hg19 chromosome (registry names): chr20 whole, chrX 1-70 Mbp, chr22 as

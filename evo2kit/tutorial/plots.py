@@ -85,3 +85,26 @@ def auroc_bars(table: pd.DataFrame, x: str = "group", hue: str = "features", ax=
     ax.set(ylim=(0, 1.02), ylabel="AUROC (95% CI)")
     ax.legend(fontsize=8)
     return ax
+
+
+def layer_sweep(table: pd.DataFrame, layers: list[str], baselines: list[str], titles: dict[str, str],
+                chosen: str | None = None, axes=None):
+    """Test AUROC per layer (``table`` rows with features ``blocks.{i}``: auroc, ci_low, ci_high per test
+    set) as a line with its interval shaded, one panel per test set of ``titles`` ({test: title}), each
+    baseline of ``baselines`` as a dashed line and the ``chosen`` layer as a dotted one."""
+    axes = axes if axes is not None else plt.subplots(1, len(titles), figsize=(5 * len(titles), 4), sharey=True)[1]
+    sweep = table[table["features"].isin(layers)]
+    block = sweep["features"].str.split(".").str[1].astype(int)
+    for ax, (test, title) in zip(np.atleast_1d(axes), titles.items()):
+        one, x = sweep[sweep["test"] == test], block[sweep["test"] == test]
+        ax.fill_between(x, one["ci_low"], one["ci_high"], alpha=0.2, color="C0")
+        ax.plot(x, one["auroc"], "o-", ms=4, color="C0", label="embeddings (logistic probe)")
+        for k, name in enumerate(baselines):
+            ax.axhline(table[(table["features"] == name) & (table["test"] == test)]["auroc"].item(),
+                       color=["C3", "C1", "C2", "C4"][k % 4], ls="--", label=name)
+        if chosen is not None:
+            ax.axvline(int(chosen.split(".")[1]), color="grey", lw=0.8, ls=":", label=f"chosen on validation: {chosen}")
+        ax.axhline(0.5, color="black", lw=0.6)
+        ax.set(title=title, xlabel="block", ylabel="test AUROC (95% CI shaded)")
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower right")
+    return axes

@@ -114,3 +114,12 @@ def test_auroc_by_group():
     out = ax.auroc_by_group(y, {"s": X["informative"][:, 0]}, groups, n_boot=100)
     assert out["group"].tolist() == ["p", "q"] and out["n"].tolist() == [120, 120]
     assert (out["auroc"] > 0.8).all() and (out["ci_low"] < out["auroc"]).all()
+
+
+def test_auroc_table_reads_each_row_as_auroc_with_its_interval_in_order_of_appearance():
+    table = pd.DataFrame({"features": ["emb", "emb", "kmer", "kmer"], "test": ["chr22", "arc", "chr22", "arc"],
+                          "auroc": [0.7, 0.6, 0.75, 0.55], "ci_low": [0.65, 0.5, 0.7, 0.45],
+                          "ci_high": [0.75, 0.7, 0.8, 0.65]})
+    got = ax.auroc_table(table, index="features", columns="test")
+    assert list(got.index) == ["emb", "kmer"] and list(got.columns) == ["chr22", "arc"]
+    assert got.loc["kmer", "arc"] == "0.550 [0.450, 0.650]" and got.loc["emb", "chr22"] == "0.700 [0.650, 0.750]"

@@ -67,6 +67,11 @@ def test_a_lesson_range_never_crosses_zero_and_uneven_runs_are_described_as_they
     negative = [{"04_dnn_probes": {"random_minus_grouped_dnn_layer_mean": g}} for g in (-0.02, 0.03)]
     got = er.ranges(negative, uneven[:2], "cpu", "evo2kit-tiny", ARGS)["04_dnn_probes"]["cpu"]["evo2kit-tiny"]
     assert got["random_minus_grouped_dnn_layer_mean"]["min"] < 0  # a run without the lesson is not hidden by the floor
+    assert "did not hold in every run" in got["random_minus_grouped_dnn_layer_mean"]["provenance"]
+    exon = [{"08_exon_classifier": {"emb_minus_kmer_chr22": g, "emb_minus_onehot_chr22": g - 0.05}}
+            for g in (0.03, 0.06)]
+    got = er.ranges(exon, uneven[:2], "cpu", "evo2kit-tiny", ARGS)["08_exon_classifier"]["cpu"]["evo2kit-tiny"]
+    assert got["emb_minus_kmer_chr22"]["min"] == 0.0 and got["emb_minus_onehot_chr22"]["min"] < -0.02
     poles = [{"06_fine_tuning": {"stability_max_log_pole_none": p}} for p in (0.016, 0.018)]
     got = er.ranges(poles, uneven[:2], "cpu", "evo2kit-tiny", ARGS)["06_fine_tuning"]["cpu"]["evo2kit-tiny"]
     assert got["stability_max_log_pole_none"]["min"] == 0.0  # the sign is the lesson, not the size
