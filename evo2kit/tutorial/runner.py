@@ -71,6 +71,16 @@ def load_profiles(path: Path = NOTEBOOKS / "profiles.yml") -> dict:
     return doc
 
 
+def profile_models(profile: str, profiles: dict | None = None) -> list[str]:
+    """The models a profile's notebooks load, as named in profiles.yml: its shared ``model_name`` first,
+    then any a notebook names for itself (notebook 08 reads ``evo2_7b_base`` under ``gpu-evo2_7b``, the
+    model Arc's exon notebook reads), so that a GPU job can download every checkpoint it needs up front."""
+    prof = (profiles or load_profiles())["profiles"][profile] or {}
+    named = [(prof.get(SHARED) or {}).get("model_name")] + [(prof.get(stem) or {}).get("model_name")
+                                                          for stem in notebook_sources()]
+    return list(dict.fromkeys(str(m) for m in named if m))
+
+
 def declared_parameters(nb) -> dict[str, str]:
     """{name: type name} of the variables assigned in the cell tagged ``parameters``: papermill's
     ``inferred_type_name`` (from an annotation), else the type of the default when it is a literal

@@ -17,6 +17,7 @@ import papermill
 import pytest
 import yaml
 
+from evo2kit.checkpoints.official import PUBLISHED_CHECKPOINTS
 from evo2kit.tutorial import runner
 
 SOURCES = runner.notebook_sources()
@@ -229,14 +230,17 @@ def test_gpu_workflow_runs_gpu_profiles_and_the_same_checks():
     uploads = [str(step["with"]["path"]) for step in job["steps"]
                if step.get("uses", "").startswith("actions/upload-artifact")]
     assert any("build/site/${{ env.PROFILE }}" in path for path in uploads)
-    assert "HF_HOME" in runs and "download_checkpoint" in runs  # the weights cache, filled once
+    assert "HF_HOME" in runs and "download_checkpoint" in runs and "profile_models" in runs  # filled once
     assert all("build/${{ env.PROFILE }}/" + f in str(uploads) for f in ("*.ipynb", "*.html", "metrics.*"))
     for profile in gpu_profiles:  # every notebook on the named model, its checkpoint from the Hub cache
         shared = PROFILES["profiles"][profile].get(runner.SHARED) or {}
         assert shared.get("device") == "cuda" and "model_weights" not in shared, profile  # None: the Hub cache
         assert shared.get("model_name") == profile.removeprefix("gpu-"), profile
-        for stem in SOURCES:
-            assert (PROFILES["profiles"][profile].get(stem) or {}).get("model_name") in (None, shared["model_name"])
+        models = runner.profile_models(profile, PROFILES)
+        assert models[0] == shared["model_name"] and set(models) <= set(PUBLISHED_CHECKPOINTS), (profile, models)
+        for stem in SOURCES:  # a notebook may name another published model; the job downloads it too
+            assert (PROFILES["profiles"][profile].get(stem) or {}).get("model_name") in (None, *models)
+    assert runner.profile_models("gpu-evo2_7b", PROFILES) == ["evo2_7b", "evo2_7b_base"]  # 08: Arc's model
 
 
 REHEARSAL = "official-format"
