@@ -524,14 +524,19 @@ class MHA(nn.Module):
         v = qkv[:, :, 2].permute(0, 2, 1, 3)
         if offset == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            if state is not None:
+                state.append(k.detach(), v.detach())
         else:  # the shared prefix, this row's cached keys, the chunk itself: one softmax over all three
             parts = [attend_to_shared_prefix(q, state.prefix_k, state.prefix_v)] if state.prefix_k is not None else []
-            if state.own_length:
+            if L == 1:  # a decoding step sees every key of its row, its own included: no mask, one call
+                state.append(k.detach(), v.detach())
                 parts.append(attention_lse(q, state.k, state.v))
-            parts.append(attention_lse(q, k, v, causal=True))
+            else:
+                if state.own_length:
+                    parts.append(attention_lse(q, state.k, state.v))
+                parts.append(attention_lse(q, k, v, causal=True))
+                state.append(k.detach(), v.detach())
             y = merge_attention(parts).to(q.dtype)
-        if state is not None:
-            state.append(k.detach(), v.detach())
         return self.out_proj(y.permute(0, 2, 1, 3).reshape(B, L, -1))
 
 
