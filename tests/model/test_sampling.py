@@ -79,29 +79,29 @@ def test_recomputed_path_equals_cached_path(small):
     assert torch.equal(cached, plain)
 
 
-def test_batch_size_and_company_do_not_change_a_sample(tiny):
+def test_batch_size_and_company_do_not_change_a_sample(small):
     """The same rows decoded all at once, one at a time, in blocks of 4, and with prompt 0 alone."""
-    ps = prompts([150, 150, 150])
+    ps = prompts([100, 100, 100])
     settings = SamplingSettings(1.0, 4, 1.0)
-    whole, _ = sample_tokens(tiny.model, ps, 50, settings, seed=5, n_samples=5)
-    for batch_size in (1, 4, 7):
-        again, _ = sample_tokens(tiny.model, ps, 50, settings, seed=5, n_samples=5, batch_size=batch_size)
+    whole, _ = sample_tokens(small.model, ps, 20, settings, seed=5, n_samples=3)
+    for batch_size in (1, 4):
+        again, _ = sample_tokens(small.model, ps, 20, settings, seed=5, n_samples=3, batch_size=batch_size)
         assert torch.equal(again, whole), batch_size
-    alone, _ = sample_tokens(tiny.model, ps[:1], 50, settings, seed=5, n_samples=5)
-    assert torch.equal(alone, whole[:5])
-    other_seed, _ = sample_tokens(tiny.model, ps, 50, settings, seed=6, n_samples=5)
+    alone, _ = sample_tokens(small.model, ps[:1], 20, settings, seed=5, n_samples=3)
+    assert torch.equal(alone, whole[:3])
+    other_seed, _ = sample_tokens(small.model, ps, 20, settings, seed=6, n_samples=3)
     assert not torch.equal(other_seed, whole)
-    assert len({tuple(r) for r in whole.tolist()}) == 15  # the samples of one prompt differ from each other
+    assert len({tuple(r) for r in whole.tolist()}) == 9  # the samples of one prompt differ from each other
 
 
 def test_greedy_is_the_argmax_and_needs_no_draws(tiny):
-    p = prompts([100])[0]
+    p = prompts([40])[0]
     for settings in (SamplingSettings(0, 4, 1.0), SamplingSettings(1.3, 1, 1.0)):
-        tokens, _ = sample_tokens(tiny.model, [p], 20, settings, seed=0, n_samples=3)
+        tokens, _ = sample_tokens(tiny.model, [p], 12, settings, seed=0, n_samples=3)
         assert (tokens == tokens[0]).all()  # every sample the same: nothing was drawn
         ids = list(p)
         with torch.no_grad():
-            for t in range(20):
+            for t in range(12):
                 logits = tiny.model(torch.tensor([ids]))[0, -1]
                 ids.append(BASE_IDS[int(logits[BASE_IDS].argmax())])
         assert tokens[0].tolist() == ids[len(p):]
@@ -109,12 +109,12 @@ def test_greedy_is_the_argmax_and_needs_no_draws(tiny):
 
 def test_filters_are_vortex_sample_filters():
     """top-k, then temperature, then top-p: the distribution vortex's sampler draws from (vortex.model.sample,
-    run on the 4 base logits), for random logits and every setting."""
+    run on the 4 base logits), for random logits and every setting. Exactly tied logits (vortex keeps
+    whichever its sort puts first) are kept together here, checked apart."""
     from vortex.model.sample import modify_logits_for_top_p_filtering
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(200, 4, generator=g) * 2
-    logits[:20, 1] = logits[:20, 0]  # ties
     for top_k in (2, 3, 4):
         for temperature in (0.5, 1.0, 1.7):
             for top_p in (0.3, 0.8, 0.95, 1.0):
@@ -123,13 +123,12 @@ def test_filters_are_vortex_sample_filters():
                 top /= temperature
                 modify_logits_for_top_p_filtering(top, top_p)
                 theirs = torch.zeros(200, 4, dtype=torch.float64).scatter(1, idx, top.softmax(-1).double())
-                if top_k < 4:  # vortex's topk breaks ties by index; ours keeps tied bases: compare untied rows
-                    kth = logits.topk(top_k, -1).values[:, -1:]
-                    untied = (logits == kth).sum(-1) == 1
-                    ours, theirs = ours[untied], theirs[untied]
                 torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
     one_hot = base_probabilities(logits, SamplingSettings(0.0, 4, 1.0))
     assert torch.equal(one_hot.argmax(-1), logits.argmax(-1)) and torch.equal(one_hot.sum(-1), torch.ones(200).double())
+    tied = torch.tensor([[1.0, 2.0, 2.0, 0.5]])
+    assert (base_probabilities(tied, SamplingSettings(1.0, 1, 1.0)) == torch.tensor([[0.0, 1, 0, 0]])).all()
+    assert (base_probabilities(tied, SamplingSettings(1.0, 2, 1.0))[0, [1, 2]] > 0).all()  # both tied bases kept
 
 
 def test_draws_follow_the_probabilities_and_never_pick_a_removed_base():
