@@ -33,6 +33,8 @@ from evo2kit.cli import EX_DATAERR, EX_NOINPUT, EX_OK, ArgumentParser, DataError
 from evo2kit.data.fasta import is_gzip, open_text
 from evo2kit.files import atomic_path, atomic_write, cache_dir, sha256_file
 
+_ARC = "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/{}"
+"""A file of the Evo 2 repository at the commit the data README names (Apache-2.0)."""
 _NCBI = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/efetch.fcgi?db=nuccore&id={}&seq_start={}&seq_stop={}&rettype=fasta"
 
 
@@ -89,6 +91,34 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
             "GRCh38 chr17:42,425,000-43,600,000 (plus strand, 1,175,001 bp) around BRCA1 "
             "(GRCh38, not hg19)."),
+    *[Dataset(f"gene_completion_{name}", f"evo2_repo/gene_completion/{path}",
+              _ARC.format(f"scripts/gene_completion/{path}"), "file_sha256", sha, description)
+      for name, path, sha, description in [
+        ("prokaryote_genes", "data/prokaryote_genes.csv",
+         "e8d41c1a3fc4bf660b7a0008d79e0be0767d0f5f2eb9277919af38c06ed66e86",
+         "Evo 2's gene-completion benchmark, prokaryote panel: 4 genes (ftsZ, secY, dnaK, gyrA of H. volcanii "
+         "and E. coli), each a genomic window, cds_start and reference protein (Brixi et al., Nature 2026)."),
+        ("prokaryote_ref", "data/prokaryote_ref.faa",
+         "c3aff5c07edc481363ac6b77f22787899efdfb86f8758d00ab96702c9d33ce55",
+         "The prokaryote panel's 4 reference proteins as FASTA."),
+        ("eukaryote_genes", "data/eukaryote_genes.csv",
+         "e6edc30d430db38c183be7b62709976a1667394f6e0dbeaaffd0087dfde46710",
+         "Evo 2's gene-completion benchmark, eukaryote panel: 8 genes with introns (yeast, Chlamydomonas, "
+         "Arabidopsis, human), each a genomic window and reference protein."),
+        ("eukaryote_ref", "data/eukaryote_ref.faa",
+         "ef1b386e93b5eabe1836b0422cbfd6947955be7b94faed90626af0a47ea5c983",
+         "The eukaryote panel's 8 reference proteins as FASTA."),
+        ("summary", "results/summary.csv",
+         "afc1dc3513c6d225abfa2b5b48549e70be9cbdb9b4f5c5650e293c503e212b66",
+         "Published gene-completion amino-acid recovery per model (1B base, 7B, 20B, 40B): prokaryote, eukaryote "
+         "and overall means."),
+        ("prokaryote_per_gene", "results/prokaryote_per_gene.csv",
+         "dda160b0d8df07d59be8a8d87883575a412ef354480a2f8e8aa525e3479d13d4",
+         "Published recovery per prokaryote gene and model: samples, mean, standard error."),
+        ("eukaryote_per_gene", "results/eukaryote_per_gene.csv",
+         "f43ca2e6d8839a35c735a263586836838e6bd29194075bd8cae45765761ee1ca",
+         "Published recovery per eukaryote gene and model: samples, mean, standard error."),
+    ]],
     Dataset("evo2_prompts", "evo2_repo/test/prompts.csv",
             "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/evo2/test/data/prompts.csv",
             "file_sha256", "371015ef6e1c87bfa2cfe548e3025230f0fdd1a2b63af8a7e110b84341e0493c",
