@@ -246,7 +246,7 @@ def test_goodfire_sae_downloads_by_name_checked_and_offline_from_the_cache(tmp_p
     out = client("from evo2kit.analysis import sae\nresult = str(sae.goodfire_sae_path())", hub, tmp_path / "empty",
                  offline=True)
     assert out["error"] == "FileNotFoundError", out
-    assert sae.GOODFIRE_REPO in out["message"] and sae.GOODFIRE_FILE in out["message"] and "hf download" in out["message"]
+    assert all(word in out["message"] for word in (sae.GOODFIRE_REPO, sae.GOODFIRE_FILE, "hf download"))
     hub.corrupt.add(sae.GOODFIRE_FILE)  # a file whose bytes differ from the Hub's SHA-256 is refused and deleted
     out = client("from evo2kit.analysis import sae\nresult = str(sae.goodfire_sae_path())", hub, tmp_path / "bad")
     assert out["error"] == "DataIntegrityError" and blobs(tmp_path / "bad") == [], out
