@@ -41,7 +41,7 @@
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the model whose ISM map is drawn; or a published one, e.g. "evo2_7b" (a GPU)
 exons = None  # Findlay exons to map: None for all 13 (2, 3, 4, 5, 15 .. 23), or a list such as [2, 18]
-window = 512  # bp of the window centred on each SNV (notebook 03's windows)
+window = 256  # bp of the window centred on each SNV (notebook 03's windows)
 sae = "train"  # "train": an SAE trained here; "goodfire": Goodfire's from the Hub; "rehearsal": random, its format
 sae_model = None  # the model whose activations the SAE reads (None: model_name; Goodfire's: "evo2_7b_262k")
 sae_layer = "blocks.9"  # whose output the SAE reads (Goodfire's: "blocks.26")
@@ -335,7 +335,7 @@ if sae != "train":
     arc_aurocs = saes.feature_aurocs(ecoli_feats[:, arc], cds_mask)
     print(f"{len(genes)} genes called by pyrodigal on {len(stretch):,} bp ({cds_mask.mean():.0%} coding)")
     print(ecoli_rank.round(3).to_string(index=False))
-    print("Arc's features, AUROC for pyrodigal's CDS:", dict(zip(arc, np.round(arc_aurocs, 3))))
+    print("Arc's features, AUROC for pyrodigal's CDS:", {j: round(float(a), 3) for j, a in zip(arc, arc_aurocs)})
     tracks = {f"Arc #{j}": ecoli_feats[:, j].toarray().ravel() for j in arc}
     tracks |= {f"CDS #{r.feature}": ecoli_feats[:, r.feature].toarray().ravel() for r in ecoli_rank.itertuples()}
     plots.feature_tracks(tracks, annotation.gene_spans(genes), 0, f"E. coli K-12 MG1655 (NC_000913.2) {ecoli_start:,}-"
