@@ -33,8 +33,8 @@
 # an SAE is and how to rank its features with AUROC against annotation and a trivial baseline.
 #
 # **Model and time.** Profile `cpu`: evo2kit-tiny, all 13 exons at 256 bp and an SAE trained here on
-# its block-9 activations: 202 CPU-seconds on one thread (about 3.5 minutes of one core; `smoke`: 27
-# CPU-seconds). The gpu profiles run the ISM on their own Evo 2 at 8,192 bp (about 28 M tokens of forward
+# its block-9 activations: 175-202 CPU-seconds on one thread, 4 minutes of wall time on 2 lightly loaded
+# cores (`smoke`: 24-28 CPU-seconds). The gpu profiles run the ISM on their own Evo 2 at 8,192 bp (about 28 M tokens of forward
 # passes) and the SAE lesson on Goodfire's published SAE with `evo2_7b_262k`, the model it was trained on,
 # loaded beside (13 GB more; the 40B with it needs an H200); they have not been timed here.
 
@@ -373,8 +373,9 @@ record_metrics("10_what_the_model_sees", {
 # %% [markdown]
 # ## What these numbers mean
 #
-# Measured with `python -m evo2kit.tutorial.runner --profile cpu --notebooks 10` (seed 1, one thread;
-# the ISM figures are the same for every seed and thread count, only their intervals move with the seed):
+# Measured with `python -m evo2kit.tutorial.runner --profile cpu --notebooks 10 --threads 1` at seeds 0 and 1
+# (the ISM figures are the same for every seed and thread count; only their intervals move with the seed;
+# the intervals quoted are seed 1's):
 #
 # - **The model's map against the measured one (evo2kit-tiny).** Over the 3,893 measured SNVs,
 #   Spearman's rho between the model's delta and the function score is -0.11 (95% interval, resampling
@@ -391,18 +392,20 @@ record_metrics("10_what_the_model_sees", {
 #   with the mean delta: -0.81 on exon 2). On Evo 2 (gpu profiles) the same cells draw the published
 #   model's map; those figures are recorded, not judged, since nothing comparable is published.
 # - **Features of a 1.4M-parameter model.** The SAE (768 features, k = 16, on block 9) rebuilds
-#   held-out chr22 activations with FVU 0.15 (untrained: 0.98); 15% of its features never fire there.
-#   Its best feature for coding sequence reaches AUROC 0.62 (0.57-0.66) on held-out chr22, its best for
-#   repeats 0.58 (0.55-0.62); GC content alone reaches 0.76 (0.69-0.82) for coding sequence and AT
-#   content 0.64 (0.57-0.71) for repeats. So the features pick out coding DNA and repeats better than
+#   held-out chr22 activations with FVU 0.15-0.16 (untrained: 0.98-0.99); 15-23% of its features never
+#   fire there. Its best feature for coding sequence reaches AUROC 0.62 (0.57-0.66; seed 0: 0.63,
+#   0.58-0.66) on held-out chr22, its best for repeats 0.58 (0.55-0.62; seed 0: 0.57, 0.56-0.60); GC
+#   content alone reaches 0.76 (0.69-0.82; seed 0's windows: 0.75) for coding sequence and AT content
+#   0.64 (0.57-0.71; 0.66) for repeats. So the features pick out coding DNA and repeats better than
 #   chance but worse than composition does: nothing here shows that they encode more than base
-#   composition. They fire over long stretches (on 10-54% of all bases), not at exon edges, and the
-#   best exon feature along BRCA1 reaches 0.61. Features that name exons, intron boundaries, tRNAs or
+#   composition. They fire over long stretches (on 6-54% of all bases), not at exon edges, and the
+#   best exon feature along BRCA1 reaches 0.60-0.61. Features that name exons, intron boundaries, tRNAs or
 #   prophages are what Goodfire found in the 7-billion-parameter Evo 2, trained on bacterial, archaeal,
 #   phage and eukaryotic genomes; the gpu profiles draw them.
-# - **Time.** cpu: 202 CPU-seconds on one thread (1,325 s of wall time on a machine whose two cores
-#   some twenty other processes shared); smoke: 26-28 CPU-seconds on one thread. Two threads on those
-#   busy cores took longer than one (the threads wait on each other): use `--threads 1` on a busy machine.
+# - **Time.** cpu: 175 CPU-seconds and 235 s of wall time on one thread with a load of about 5 on the
+#   two cores (seed 0); 202 CPU-seconds and 1,325 s with some twenty other processes on them (seed 1);
+#   the ISM takes 108 s of it. smoke: 24-28 CPU-seconds on one thread. Two threads on busy cores took
+#   longer than one (the threads wait on each other): use `--threads 1` on a busy machine.
 #
 # ## Exercises
 #
