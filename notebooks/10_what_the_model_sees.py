@@ -33,10 +33,11 @@
 # an SAE is and how to rank its features with AUROC against annotation and a trivial baseline.
 #
 # **Model and time.** Profile `cpu`: evo2kit-tiny, all 13 exons at 256 bp and an SAE trained here on
-# its block-9 activations: 175-202 CPU-seconds on one thread, 4 minutes of wall time on 2 lightly loaded
-# cores (`smoke`: 24-28 CPU-seconds). The gpu profiles run the ISM on their own Evo 2 at 8,192 bp (about 28 M tokens of forward
-# passes) and the SAE lesson on Goodfire's published SAE with `evo2_7b_262k`, the model it was trained on,
-# loaded beside (13 GB more; the 40B with it needs an H200); they have not been timed here.
+# its block-9 activations: 175-202 CPU-seconds on one thread, 4 minutes of wall time on 2 lightly
+# loaded cores (`smoke`: 24-28 CPU-seconds). The gpu profiles run the ISM on their own Evo 2 at
+# 8,192 bp (about 28 M tokens of forward passes) and the SAE lesson on Goodfire's published SAE with
+# `evo2_7b_262k`, the model it was trained on, loaded beside (13 GB more; the 40B with it needs an
+# H200); they have not been timed here.
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the model whose ISM map is drawn; or a published one, e.g. "evo2_7b" (a GPU)
