@@ -11,7 +11,7 @@ three bases, each change scored as notebook 03 scores a variant.
 A variant's delta is that of :func:`evo2kit.analysis.zero_shot.window_deltas`: the mean
 log-likelihood (nats per predicted base) of the ``window``-bp window centred on it with the base
 changed, minus that of the same window unchanged (the windows of
-:func:`evo2kit.data.windows.variant_windows`, so at a Findlay SNV it is notebook 03's delta), scored
+:func:`evo2kit.data.brca1.brca1_windows` on this region, so at a Findlay SNV it is notebook 03's delta), scored
 with the prefix-shared passes: each variant window continues its reference window's state at the SNV.
 """
 
@@ -25,7 +25,7 @@ import torch
 
 from evo2kit.analysis.stats import spearman_ci
 from evo2kit.analysis.zero_shot import window_deltas
-from evo2kit.data.windows import variant_windows
+from evo2kit.data.brca1 import brca1_windows
 
 BASES = "ACGT"
 
@@ -52,7 +52,7 @@ def saturation_mutagenesis(model, region: str, start: int, end: int, window: int
     ``strands``): the window delta of each SNV (see the module docstring; ``cache`` as in
     ``zero_shot.variant_deltas``). Every window must fit inside ``region``."""
     variants = saturation_variants(region, start, end, region_start)
-    windows = variant_windows(variants, window, region, region_start=region_start)
+    windows = brca1_windows(variants, window, region, region_start=region_start)
     deltas = window_deltas(model, windows, batch_size, strands, cache)
     cols = {f"delta{s}": d for s, d in deltas.items()}
     return variants.assign(**cols, delta=np.mean(list(cols.values()), axis=0))
