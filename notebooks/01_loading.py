@@ -41,8 +41,8 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
-official_model = None  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
-official_weights = None  # its official checkpoint (.pt); None: from the Hugging Face Hub cache. Both need a CUDA GPU
+official_model: str = None  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
+official_weights: str = None  # its official checkpoint (.pt); None: the Hugging Face Hub cache. Both need a GPU
 window = 8192  # bp of the BRCA1 window used for scoring and tokenizer comparisons
 bpe_train_bp = 1_000_000  # bp of chr20 to train the BPE tokenizer on
 bpe_vocab_size = 4096

@@ -45,7 +45,7 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
-n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
+n_variants: int = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
 window = 2048  # bp around each SNV, for every selected variant
 compare_windows = [512, 8192]  # other window sizes, scored on a subset
 n_compare = 200  # variants in that subset (also used for reverse-complement averaging)

@@ -41,10 +41,10 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the model whose ISM map is drawn; or a published one, e.g. "evo2_7b" (a GPU)
-exons = None  # Findlay exons to map: None for all 13 (2, 3, 4, 5, 15 .. 23), or a list such as [2, 18]
+exons: list = None  # Findlay exons to map: None for all 13 (2, 3, 4, 5, 15 .. 23), or a list such as [2, 18]
 window = 256  # bp of the window centred on each SNV (notebook 03's windows)
 sae = "train"  # "train": an SAE trained here; "goodfire": Goodfire's from the Hub; "rehearsal": random, its format
-sae_model = None  # the model whose activations the SAE reads (None: model_name; Goodfire's: "evo2_7b_262k")
+sae_model: str = None  # the model whose activations the SAE reads (None: model_name; Goodfire's: "evo2_7b_262k")
 sae_layer = "blocks.9"  # whose output the SAE reads (Goodfire's: "blocks.26")
 sae_k = 16  # features per base on average (batch top-k); Goodfire's SAE: 64
 train_bp = 196_608  # bases of hg19 chr20 (96 windows of 2,048) whose activations train the SAE ("train")

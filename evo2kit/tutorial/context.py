@@ -124,8 +124,13 @@ def parameters_of(notebook: str, output_root: Path, notebooks_dir: Path | None =
     defaults = {}
     for node in ast.parse(cells[0].source if cells else "").body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            with contextlib.suppress(ValueError, SyntaxError):  # a default written as an expression is left out
-                defaults[node.targets[0].id] = ast.literal_eval(node.value)
+            name = node.targets[0].id
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name = node.target.id  # `layer_ids: list = None`: a default with a declared type
+        else:
+            continue
+        with contextlib.suppress(ValueError, SyntaxError):  # a default written as an expression is left out
+            defaults[name] = ast.literal_eval(node.value)
     return defaults
 
 

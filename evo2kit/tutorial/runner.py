@@ -99,8 +99,9 @@ def parameter_defaults(nb) -> dict:
 
 
 def _type_name(param: dict) -> str:
-    if param["inferred_type_name"] != "None":
-        return param["inferred_type_name"]
+    if param["inferred_type_name"] != "None":  # annotated: `layer_ids: list = None` is a list or None
+        declared = param["inferred_type_name"]
+        return f"Optional[{declared}]" if param["default"] == "None" and "Optional[" not in declared else declared
     try:
         default = ast.literal_eval(param["default"])
     except (ValueError, SyntaxError):  # an expression: its type is not known before the notebook runs
@@ -116,7 +117,8 @@ _ACCEPTS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)
 def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> None:
     """Raise UsageError for an override that is neither a run setting (``evo2kit.tutorial.context.SETTINGS``,
     whose value is checked here) nor a parameter some notebook of ``declared`` ({stem: {name: type name}})
-    declares, or whose value does not fit the type of a notebook's default (None: anything goes)."""
+    declares, or whose value does not fit the type of a notebook's default (None: anything goes) or the
+    type its annotation declares (``layer_ids: list = None``: a list or None)."""
     known = sorted({name for params in declared.values() for name in params})
     for key, value in overrides.items():
         if key in SETTINGS:
@@ -132,7 +134,10 @@ def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> Non
                              f"they declare {', '.join(known)}; the run settings are {', '.join(SETTINGS)}")
         for stem, params in declared.items():
             want = params.get(key, "None")
-            ok = _ACCEPTS.get(want)
+            optional = want.startswith("Optional[") and want.endswith("]")  # `x: list = None`
+            ok = _ACCEPTS.get(want[len("Optional["):-1] if optional else want)
+            if optional and value is None:
+                continue
             if ok and not (isinstance(value, ok) and (want == "bool" or not isinstance(value, bool))):
                 raise UsageError(f"--set {key}={value!r}: the parameters cell of {stem} gives {key} a default of "
                                  f"type {want}, this value is of type {type(value).__name__}")

@@ -372,6 +372,29 @@ def test_command_line_usage_errors_are_one_line_with_exit_status_64(tmp_path, ca
     assert "profiles.yml" in capsys.readouterr().err
 
 
+def test_a_parameter_whose_default_is_none_is_checked_by_its_declared_type(tmp_path, capsys):
+    """``ids: list = None`` (notebook 02's layer_ids): --set ids=5 is refused before
+    anything runs (status 64, one line); a list or null is accepted; the context reads the default."""
+    import jupytext
+
+    from evo2kit.tutorial.context import parameters_of
+
+    nbdir = _tiny_notebook_dir(tmp_path, "print(x, ids)\n", "profiles:\n  p:\n    00_tiny: {}\n", "{}\n")
+    py = nbdir / "00_tiny.py"
+    py.write_text(py.read_text().replace("x = 1\n", "x = 1\nids: list = None  # block indices\n"))
+    jupytext.write(jupytext.read(py), py.with_suffix(".ipynb"))
+    declared = {"00_tiny": runner.declared_parameters(runner.read_py_notebook(py))}
+    assert declared["00_tiny"]["ids"] == "Optional[list]"
+    base = ["--notebooks-dir", str(nbdir), "--out", str(tmp_path / "build"), "--profile", "p"]
+    assert exit_status(runner.main, base + ["--set", "ids=5"]) == 64
+    assert ("--set ids=5: the parameters cell of 00_tiny gives ids a default of type Optional[list], this value "
+            "is of type int") in capsys.readouterr().err
+    assert not (tmp_path / "build").exists()
+    runner.check_overrides({"ids": [2, 5]}, declared)
+    runner.check_overrides({"ids": None}, declared)
+    assert parameters_of("00_tiny", tmp_path / "no-run", notebooks_dir=nbdir) == {"x": 1, "ids": None}
+
+
 def test_an_out_or_notebooks_dir_that_cannot_serve_is_one_line(tmp_path, capsys):
     """issue 30: an --out that is a file (or under one) ended in a NotADirectoryError traceback, and a
     notebooks folder without notebooks ran nothing and exited 0. Now one line each, nothing written."""
