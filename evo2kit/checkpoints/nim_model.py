@@ -29,16 +29,19 @@ from evo2kit.model.tokenizer import CharLevelTokenizer, reverse_complement, sequ
 
 
 class ServedShapes(torch.nn.Module):
-    """The served model's modules on the meta device: parameter counts and names, no weights, no forward."""
+    """The served model's modules (``embedding_layer``, ``blocks``, ``norm``) on the meta device: parameter
+    counts and names, no weights and no forward (so nothing mistakes it for a model to run here)."""
 
     def __init__(self, config: Evo2Config):
         super().__init__()
         with torch.device("meta"):
-            self.shapes = StripedHyena2(config)
+            shapes = StripedHyena2(config)
         self.config = config
+        self.embedding_layer, self.blocks, self.norm = shapes.embedding_layer, shapes.blocks, shapes.norm
+        self._num_params = shapes.num_params()
 
     def num_params(self) -> int:
-        return self.shapes.num_params()
+        return self._num_params
 
 
 @dataclass
