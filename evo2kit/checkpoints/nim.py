@@ -129,7 +129,7 @@ class NimClient:
         self._settled = False  # a forward has succeeded: the dialect is known
         self._lock = threading.Lock()
         self._next_send = 0.0
-        self._session = requests.Session()
+        self._sessions = threading.local()  # one connection pool per thread: a Session is not thread-safe
 
     # -- what the notebooks ask for -------------------------------------------------------------
 
@@ -250,12 +250,12 @@ class NimClient:
                         raise DataError(f"the NIM service at {self.url} knows neither the vortex nor the NIM 2.x "
                                         f"name of layer(s) {layers} ({e}): its interface has changed") from None
                 continue
-            arrays = {layer: self._array(body, name, len(sequence), dialect) for layer, name in wire.items()}
+            arrays = {layer: self._array(body, name, len(sequence)) for layer, name in wire.items()}
             self._settled = True
             return arrays
         raise DataError(f"the NIM service at {self.url} refused layer(s) {layers} in both dialects")
 
-    def _array(self, body: dict, name: str, length: int, dialect: str) -> np.ndarray:
+    def _array(self, body: dict, name: str, length: int) -> np.ndarray:
         """The (L, D) float32 array of layer ``name`` in a decoded forward answer; DataError unless it
         has exactly ``length`` rows."""
         if not isinstance(body.get("data"), str):
@@ -272,10 +272,10 @@ class NimClient:
             raise DataError(f"the NIM service answered arrays {sorted(arrays)} for layer {name!r}: its "
                             "interface has changed")
         a = arrays[key]
-        if a.ndim == 3 and dialect == "vortex" and a.shape[0] == 1:
-            a = a[0]  # (1, L, D)
+        if a.ndim == 3 and a.shape[0] == 1 and a.shape[1] == length:
+            a = a[0]  # (1, L, D): the hosted service
         elif a.ndim == 3 and a.shape[1] == 1:
-            a = a[:, 0]  # (L, 1, D)
+            a = a[:, 0]  # (L, 1, D): NIM 2.x's documented [seq_len, batch_size, D]
         if a.ndim != 2 or a.shape[0] != length:
             raise DataError(f"the NIM service returned layer {name!r} with shape {tuple(arrays[key].shape)} for a "
                             f"sequence of {length:,} bases (expected {length:,} positions): refusing to "
@@ -295,7 +295,9 @@ class NimClient:
             self.calls += 1
         if wait > 0:
             time.sleep(wait)
-        return self._session.request(method, url, timeout=self.timeout_s, allow_redirects=False, **kwargs)
+        if not hasattr(self._sessions, "session"):
+            self._sessions.session = requests.Session()
+        return self._sessions.session.request(method, url, timeout=self.timeout_s, allow_redirects=False, **kwargs)
 
     def _request(self, endpoint: str, payload: dict) -> requests.Response:
         """The final answer to POST ``<url>/<endpoint>`` (200, or an error raised as a sentence): transient

@@ -166,7 +166,7 @@ class NimModel:
     # -- generation -------------------------------------------------------------------------------
 
     def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0, top_k: int = 4,
-                 seed: int | None = None, **_ignored) -> NimGeneration:
+                 seed: int | None = None) -> NimGeneration:
         """Sample ``n_tokens`` bases after each prompt with the service's ``/generate``; ``logprobs_mean``:
         the mean natural log of the service's sampled probabilities."""
         seqs, means = [], []
