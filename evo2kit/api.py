@@ -38,6 +38,7 @@ from evo2kit.checkpoints.official import (
 )
 from evo2kit.files import sha256_file
 from evo2kit.model.fp8 import FP8Linear, backend_for
+from evo2kit.model.sampling import SamplingSettings, sample_tokens
 from evo2kit.model.striped_hyena import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
 from evo2kit.model.tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
@@ -54,8 +55,13 @@ class Evo2Output(NamedTuple):
 
 @dataclass
 class GenerationOutput:
+    """``sequences[i * n_samples + j]``: sample j of prompt i (generated bases only); ``logprobs_mean``
+    likewise; ``seed``: the seed of the draws (pass it again to get the same samples)."""
+
     sequences: list[str]
     logprobs_mean: list[float]
+    seed: int
+    n_samples: int = 1
 
 
 class Evo2Model:
@@ -253,41 +259,39 @@ class Evo2Model:
     # -- generation ------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0,
-                 top_k: int = 4, seed: int | None = None) -> GenerationOutput:
-        """Sample ``n_tokens`` bases after each prompt (top-k sampling restricted to A/C/G/T),
-        prefilling the prompt in one stateful pass, then one token at a time.
+    def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0, top_k: int | None = 4,
+                 top_p: float = 1.0, seed: int | None = None, n_samples: int = 1, batch_size: int | None = None,
+                 cached_generation: bool = True) -> GenerationOutput:
+        """Sample ``n_tokens`` bases after each prompt, ``n_samples`` times each, as ``evo2.Evo2.generate``
+        (same names and defaults) does: ``top_k`` over A, C, G, T (0 or None: all four), then
+        ``temperature`` (0: always the likeliest base), then ``top_p`` (1: off).
 
-        ``n_tokens`` >= 1; ``temperature`` >= 0 (0: always the likeliest base); ``top_k`` None or
-        0 (all four bases) or 1..4."""
+        Prompts of one length are prefilled together once; their samples are decoded together, one
+        token a step from the carried state, the prompt's attention keys and values shared by its
+        samples (``evo2kit.model.sampling``). ``seed`` fixes every draw, whatever ``batch_size``
+        (rows decoded at once; None: all of one prompt length); None draws a seed, returned in the
+        output. ``cached_generation=False`` recomputes the whole prefix every step (slow; the
+        reference). Returns ``sequences`` (the generated bases, prompt not included) and
+        ``logprobs_mean`` (mean log-probability of the drawn bases under the unfiltered model), in
+        the order prompt 0's samples, then prompt 1's, ..."""
         prompt_seqs = sequence_list(prompt_seqs, "prompt_seqs")
         _check_int("n_tokens", n_tokens, 1)
-        if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
-            raise ValueError(f"temperature must be a finite number >= 0 (0: always the likeliest base), "
-                             f"got {temperature!r}")
-        if top_k is not None:
-            _check_int("top_k", top_k, 0, 4, " (0 or None: all four bases)")
-        gen = torch.Generator(device="cpu")
+        _check_int("n_samples", n_samples, 1)
+        if batch_size is not None:
+            _check_int("batch_size", batch_size, 1, note=" (or None: every sample of one prompt length at once)")
         if seed is not None:
-            gen.manual_seed(seed)
-        acgt = torch.tensor([ord(c) for c in "ACGT"])
-        seqs, means = [], []
-        for prompt in prompt_seqs:
-            state = self.model.new_state()
-            ids = torch.tensor([self.tokenizer.tokenize(prompt, name="prompt")], device=self.device)
-            logits = self.model(ids, state)
-            out, lps = [], []
-            for _ in range(n_tokens):
-                logp = torch.log_softmax(logits[0, -1].float().cpu()[acgt] / max(temperature, 1e-6), -1)
-                k = top_k or 4
-                top = logp.topk(k)
-                choice = top.indices[torch.multinomial(top.values.softmax(-1), 1, generator=gen)]
-                out.append(int(acgt[choice]))
-                lps.append(float(logp[choice]))
-                logits = self.model(torch.tensor([[out[-1]]], device=self.device), state)
-            seqs.append(self.tokenizer.detokenize(out))
-            means.append(float(np.mean(lps)) if lps else float("nan"))
-        return GenerationOutput(seqs, means)
+            _check_int("seed", seed, 0, note=" (or None: a fresh one)")
+        settings = SamplingSettings(temperature, 0 if top_k is None else top_k, top_p)
+        prompts = []
+        for i, prompt in enumerate(prompt_seqs):
+            if not prompt:
+                raise ValueError(f"prompt_seqs[{i}] is empty: a prompt needs at least one base to continue")
+            prompts.append(self.tokenizer.tokenize(prompt, name=f"prompt_seqs[{i}]"))
+        seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        tokens, logprobs = sample_tokens(self.model, prompts, n_tokens, settings, seed, n_samples, batch_size,
+                                         cached=cached_generation)
+        return GenerationOutput([self.tokenizer.detokenize(row) for row in tokens],
+                                logprobs.double().mean(1).tolist(), seed, n_samples)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None, note: str = "") -> None:
