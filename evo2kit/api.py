@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 
 from evo2kit.checkpoints import self_test as self_testing  # the module: load_model's flag shares the name
+from evo2kit.checkpoints.nim import HOSTED_URLS, NimClient
+from evo2kit.checkpoints.nim_model import NimModel
 from evo2kit.checkpoints.official import (
     PUBLISHED_CHECKPOINTS,
     LoadReport,
@@ -408,8 +411,10 @@ def resolve_fp8(config: Evo2Config, fp8: str) -> tuple[Evo2Config, str | None, l
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
                device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-               fp8: str = "auto", random_weights: bool = False, device_map=None, self_test: bool = False):
-    """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
+               fp8: str = "auto", random_weights: bool = False, device_map=None, self_test: bool = False,
+               url: str | None = None, api_key: str | None = None):
+    """Load a model: ``Evo2Model`` (backend 'torch'), an official ``evo2.Evo2`` ('vortex'), or (EXPERIMENTAL)
+    an Evo 2 served by NVIDIA NIM ('nim': :func:`load_nim`).
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
@@ -439,8 +444,10 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     """
     if backend == "vortex":
         return _checked(_load_vortex(name_or_config, local_path), str(name_or_config), self_test)
+    if backend == "nim":
+        return _checked(load_nim(name_or_config, url, api_key), str(name_or_config), self_test)
     if backend != "torch":
-        raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
+        raise ValueError(f"backend must be 'torch', 'vortex' or 'nim', not {backend!r}")
     if fp8 not in FP8_MODES:  # refused for every model, not only those with FP8 projections
         raise ValueError(f"fp8 must be one of {FP8_MODES}, not {fp8!r}")
     dtype = resolve_dtype(dtype)
@@ -491,6 +498,22 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         if fp8_mode and isinstance(m, FP8Linear):
             m.backend = backend_for(fp8_mode, m.weight.device)
     return _checked(Evo2Model(model, name, sha), name, self_test)
+
+
+def load_nim(name_or_config, url: str | None = None, api_key: str | None = None, **client_options) -> NimModel:
+    """EXPERIMENTAL. Evo 2 served by NVIDIA NIM (docs/nim.md): ``url`` the endpoint (None: the hosted one
+    for the name, e.g. evo2_40b's at health.api.nvidia.com; a self-hosted container: its
+    ``http://HOST:8000``), ``api_key`` (None: ``$NVIDIA_API_KEY``; the hosted service needs one).
+    name_or_config names the served model (its config gives the layer names and parameter counts; a
+    self-hosted NIM may serve a custom checkpoint of any config). ``client_options`` go to ``NimClient``."""
+    config, name = resolve_config(name_or_config)
+    if url is None:
+        if name not in HOSTED_URLS:
+            raise ValueError(f"no hosted NIM endpoint is known for {name!r} (only for {', '.join(HOSTED_URLS)}): "
+                             "pass url= (a self-hosted NIM, e.g. http://localhost:8000)")
+        url = HOSTED_URLS[name]
+    key = api_key or os.environ.get("NVIDIA_API_KEY") or None
+    return NimModel(NimClient(url, key, model=name, **client_options), config, name)
 
 
 def _checked(model, name: str, self_test: bool):
