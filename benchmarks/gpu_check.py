@@ -15,6 +15,10 @@ Transformer Engine, no flash-attn). Writes one JSON file.
    checkpoint, loaded with ``load_model(name, local_path=..., fp8=...)``: the mean next-token loss
    and accuracy on ArcInstitute/evo2's 4 test sequences against the published values (1e-3 on the
    loss), and the verdict; a wrong model shows before anything is timed.
+5. Sampling (``evo2kit.model.sampling``) on the same 7B-width 4 blocks in bf16: tokens/s of batched
+   cached decoding of 50 samples from one prefill against one sample at a time (prefill and decode
+   per sample) and against recomputing the whole prefix each step (its first 2 steps), at 1k and 8k
+   prompts, with peak memory; and the state's bytes (Hyena, attention) after the prefill.
 
     python benchmarks/gpu_check.py --out gpu_check.json
     python benchmarks/gpu_check.py --lengths 8192 --out quick.json
@@ -155,6 +159,53 @@ def self_test_row(checkpoint: str, name: str, fp8: str) -> dict:
     return row
 
 
+@torch.inference_mode()
+def generation_rows(lengths: list[int], samples: int, tokens: int, device: str = "cuda",
+                    num_layers: int = 4) -> list[dict]:
+    """Tokens/s and peak memory of the three ways to sample (see the module docstring, part 5)."""
+    from evo2kit.model import vortex_reference as vr
+    from evo2kit.model.sampling import BASE_IDS, SamplingSettings, last_logits, sample_tokens
+    from evo2kit.model.striped_hyena import Evo2Config, StripedHyena2
+
+    cfg = Evo2Config.from_dict(vr.load_yaml_config("evo2-7b-8k", num_layers=num_layers))
+    with torch.inference_mode(False):
+        model = StripedHyena2(cfg).init_weights(0).to_inference_dtype(torch.bfloat16).to(device).eval()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    rows = []
+    for L in lengths:
+        prompt = [BASE_IDS[i % 4] for i in range(L)]
+        cases = {"one_at_a_time": dict(n_tokens=tokens, n_samples=1), "batched_cached": dict(n_tokens=tokens,
+                 n_samples=samples), "recomputed_first_2_steps": dict(n_tokens=2, n_samples=samples, cached=False)}
+        for mode, kw in cases.items():
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            try:
+                sample_tokens(model, [prompt], settings=SamplingSettings(), seed=0, **{**kw, "n_tokens": 2})  # warm-up
+                sync()
+                t0 = time.perf_counter()
+                sample_tokens(model, [prompt], settings=SamplingSettings(), seed=0, **kw)
+                sync()
+                s = time.perf_counter() - t0
+                n = kw["n_tokens"] * kw["n_samples"]
+                rows.append({"prompt": L, "mode": mode, "tokens": n, "seconds": s, "tokens_per_s": n / s,
+                             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None})
+            except torch.OutOfMemoryError:
+                rows.append({"prompt": L, "mode": mode, "error": "out of memory"})
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        one = next((r["tokens_per_s"] for r in rows if r["prompt"] == L and r["mode"] == "one_at_a_time"
+                    and "tokens_per_s" in r), None)
+        for r in rows:
+            if r["prompt"] == L and one and "tokens_per_s" in r:
+                r["x_one_at_a_time"] = r["tokens_per_s"] / one
+        state = model.new_state()
+        last_logits(model, torch.tensor([prompt], device=device), state)
+        expanded = state.expand(samples)
+        rows.append({"prompt": L, "mode": f"state_after_prefill_{samples}_rows",
+                     "mib": {k: v / 2**20 for k, v in expanded.nbytes_by_kind().items()}})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="gpu_check.json")
@@ -165,6 +216,9 @@ def main() -> None:
                    "folder): run Evo 2's self-test on it first")
     p.add_argument("--model", help="its published name (default: from the file name, e.g. evo2_1b_base.pt)")
     p.add_argument("--fp8", default="auto", choices=("auto", "emulate", "off"), help="how its FP8 projections run")
+    p.add_argument("--gen-lengths", type=int, nargs="*", default=[1024, 8192], help="prompt lengths for part 5")
+    p.add_argument("--gen-samples", type=int, default=50)
+    p.add_argument("--gen-tokens", type=int, default=200)
     args = p.parse_args()
     if args.checkpoint and not Path(args.checkpoint).exists() and not Path(f"{args.checkpoint}.part0").exists():
         sys.exit(f"gpu_check.py: checkpoint {args.checkpoint} does not exist")
@@ -184,6 +238,7 @@ def main() -> None:
         result["fp8"] = fp8_rows(args.fp8_tokens)
     result["device_map_cuda_cpu"] = device_map_rows()
     result["throughput_bf16_7b_width_4_blocks"] = throughput_rows(args.lengths, args.chunk)
+    result["generation_bf16_7b_width_4_blocks"] = generation_rows(args.gen_lengths, args.gen_samples, args.gen_tokens)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 
 from evo2kit.checkpoints import self_test as self_testing  # the module: load_model's flag shares the name
+from evo2kit.checkpoints.nim import HOSTED_URLS, NimClient
+from evo2kit.checkpoints.nim_model import NimModel
 from evo2kit.checkpoints.official import (
     PUBLISHED_CHECKPOINTS,
     LoadReport,
@@ -35,6 +38,7 @@ from evo2kit.checkpoints.official import (
 )
 from evo2kit.files import sha256_file
 from evo2kit.model.fp8 import FP8Linear, backend_for
+from evo2kit.model.sampling import SamplingSettings, sample_tokens
 from evo2kit.model.striped_hyena import PUBLISHED_CONFIGS, Evo2Config, StripedHyena2, plan_block_devices
 from evo2kit.model.tokenizer import CharLevelTokenizer, reverse_complement, sequence_list
 
@@ -51,8 +55,13 @@ class Evo2Output(NamedTuple):
 
 @dataclass
 class GenerationOutput:
+    """``sequences[i * n_samples + j]``: sample j of prompt i (generated bases only); ``logprobs_mean``
+    likewise; ``seed``: the seed of the draws (pass it again to get the same samples)."""
+
     sequences: list[str]
     logprobs_mean: list[float]
+    seed: int
+    n_samples: int = 1
 
 
 class Evo2Model:
@@ -250,41 +259,39 @@ class Evo2Model:
     # -- generation ------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0,
-                 top_k: int = 4, seed: int | None = None) -> GenerationOutput:
-        """Sample ``n_tokens`` bases after each prompt (top-k sampling restricted to A/C/G/T),
-        prefilling the prompt in one stateful pass, then one token at a time.
+    def generate(self, prompt_seqs: list[str], n_tokens: int = 500, temperature: float = 1.0, top_k: int | None = 4,
+                 top_p: float = 1.0, seed: int | None = None, n_samples: int = 1, batch_size: int | None = None,
+                 cached_generation: bool = True) -> GenerationOutput:
+        """Sample ``n_tokens`` bases after each prompt, ``n_samples`` times each, as ``evo2.Evo2.generate``
+        (same names and defaults) does: ``top_k`` over A, C, G, T (0 or None: all four), then
+        ``temperature`` (0: always the likeliest base), then ``top_p`` (1: off).
 
-        ``n_tokens`` >= 1; ``temperature`` >= 0 (0: always the likeliest base); ``top_k`` None or
-        0 (all four bases) or 1..4."""
+        Prompts of one length are prefilled together once; their samples are decoded together, one
+        token a step from the carried state, the prompt's attention keys and values shared by its
+        samples (``evo2kit.model.sampling``). ``seed`` fixes every draw, whatever ``batch_size``
+        (rows decoded at once; None: all of one prompt length); None draws a seed, returned in the
+        output. ``cached_generation=False`` recomputes the whole prefix every step (slow; the
+        reference). Returns ``sequences`` (the generated bases, prompt not included) and
+        ``logprobs_mean`` (mean log-probability of the drawn bases under the unfiltered model), in
+        the order prompt 0's samples, then prompt 1's, ..."""
         prompt_seqs = sequence_list(prompt_seqs, "prompt_seqs")
         _check_int("n_tokens", n_tokens, 1)
-        if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
-            raise ValueError(f"temperature must be a finite number >= 0 (0: always the likeliest base), "
-                             f"got {temperature!r}")
-        if top_k is not None:
-            _check_int("top_k", top_k, 0, 4, " (0 or None: all four bases)")
-        gen = torch.Generator(device="cpu")
+        _check_int("n_samples", n_samples, 1)
+        if batch_size is not None:
+            _check_int("batch_size", batch_size, 1, note=" (or None: every sample of one prompt length at once)")
         if seed is not None:
-            gen.manual_seed(seed)
-        acgt = torch.tensor([ord(c) for c in "ACGT"])
-        seqs, means = [], []
-        for prompt in prompt_seqs:
-            state = self.model.new_state()
-            ids = torch.tensor([self.tokenizer.tokenize(prompt, name="prompt")], device=self.device)
-            logits = self.model(ids, state)
-            out, lps = [], []
-            for _ in range(n_tokens):
-                logp = torch.log_softmax(logits[0, -1].float().cpu()[acgt] / max(temperature, 1e-6), -1)
-                k = top_k or 4
-                top = logp.topk(k)
-                choice = top.indices[torch.multinomial(top.values.softmax(-1), 1, generator=gen)]
-                out.append(int(acgt[choice]))
-                lps.append(float(logp[choice]))
-                logits = self.model(torch.tensor([[out[-1]]], device=self.device), state)
-            seqs.append(self.tokenizer.detokenize(out))
-            means.append(float(np.mean(lps)) if lps else float("nan"))
-        return GenerationOutput(seqs, means)
+            _check_int("seed", seed, 0, note=" (or None: a fresh one)")
+        settings = SamplingSettings(temperature, 0 if top_k is None else top_k, top_p)
+        prompts = []
+        for i, prompt in enumerate(prompt_seqs):
+            if not prompt:
+                raise ValueError(f"prompt_seqs[{i}] is empty: a prompt needs at least one base to continue")
+            prompts.append(self.tokenizer.tokenize(prompt, name=f"prompt_seqs[{i}]"))
+        seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        tokens, logprobs = sample_tokens(self.model, prompts, n_tokens, settings, seed, n_samples, batch_size,
+                                         cached=cached_generation)
+        return GenerationOutput([self.tokenizer.detokenize(row) for row in tokens],
+                                logprobs.double().mean(1).tolist(), seed, n_samples)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None, note: str = "") -> None:
@@ -404,8 +411,10 @@ def resolve_fp8(config: Evo2Config, fp8: str) -> tuple[Evo2Config, str | None, l
 def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny", *,
                local_path: str | Path | None = None, backend: str = "torch",
                device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-               fp8: str = "auto", random_weights: bool = False, device_map=None, self_test: bool = False):
-    """Load a model: ``Evo2Model`` (backend 'torch') or an official ``evo2.Evo2`` ('vortex').
+               fp8: str = "auto", random_weights: bool = False, device_map=None, self_test: bool = False,
+               url: str | None = None, api_key: str | None = None):
+    """Load a model: ``Evo2Model`` (backend 'torch'), an official ``evo2.Evo2`` ('vortex'), or (EXPERIMENTAL)
+    an Evo 2 served by NVIDIA NIM ('nim': :func:`load_nim`).
 
     name_or_config: 'evo2kit-tiny' (bundled, offline), a published name ('evo2_7b', ...), a
     path to an Evo 2 YAML, or a config dict. local_path: an official ``.pt`` checkpoint (or
@@ -435,8 +444,10 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
     """
     if backend == "vortex":
         return _checked(_load_vortex(name_or_config, local_path), str(name_or_config), self_test)
+    if backend == "nim":
+        return _checked(load_nim(name_or_config, url, api_key), str(name_or_config), self_test)
     if backend != "torch":
-        raise ValueError(f"backend must be 'torch' or 'vortex', not {backend!r}")
+        raise ValueError(f"backend must be 'torch', 'vortex' or 'nim', not {backend!r}")
     if fp8 not in FP8_MODES:  # refused for every model, not only those with FP8 projections
         raise ValueError(f"fp8 must be one of {FP8_MODES}, not {fp8!r}")
     dtype = resolve_dtype(dtype)
@@ -487,6 +498,22 @@ def load_model(name_or_config: str | Path | Mapping | Evo2Config = "evo2kit-tiny
         if fp8_mode and isinstance(m, FP8Linear):
             m.backend = backend_for(fp8_mode, m.weight.device)
     return _checked(Evo2Model(model, name, sha), name, self_test)
+
+
+def load_nim(name_or_config, url: str | None = None, api_key: str | None = None, **client_options) -> NimModel:
+    """EXPERIMENTAL. Evo 2 served by NVIDIA NIM (docs/nim.md): ``url`` the endpoint (None: the hosted one
+    for the name, e.g. evo2_40b's at health.api.nvidia.com; a self-hosted container: its
+    ``http://HOST:8000``), ``api_key`` (None: ``$NVIDIA_API_KEY``; the hosted service needs one).
+    name_or_config names the served model (its config gives the layer names and parameter counts; a
+    self-hosted NIM may serve a custom checkpoint of any config). ``client_options`` go to ``NimClient``."""
+    config, name = resolve_config(name_or_config)
+    if url is None:
+        if name not in HOSTED_URLS:
+            raise ValueError(f"no hosted NIM endpoint is known for {name!r} (only for {', '.join(HOSTED_URLS)}): "
+                             "pass url= (a self-hosted NIM, e.g. http://localhost:8000)")
+        url = HOSTED_URLS[name]
+    key = api_key or os.environ.get("NVIDIA_API_KEY") or None
+    return NimModel(NimClient(url, key, model=name, **client_options), config, name)
 
 
 def _checked(model, name: str, self_test: bool):

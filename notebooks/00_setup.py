@@ -44,6 +44,7 @@ download = True  # fetch missing datasets from their public source (False: only 
 activation_margin = 0.25  # memory for activations on top of the weights, as a fraction of the weights
 models = ["evo2kit-tiny", "evo2_1b_base", "evo2_7b", "evo2_40b"]  # model sizes to check
 write_rehearsal = False  # profile official-format: write a random-weight checkpoint in the official layout
+need_exonerate = False  # gpu profiles: notebook 09's eukaryote panel splices with exonerate, which must be installed
 
 # %%
 import importlib.metadata as md
@@ -54,6 +55,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from evo2kit.analysis.gene_completion import find_exonerate
 from evo2kit.api import WEIGHTS_DIR
 from evo2kit.checkpoints import rehearsal
 from evo2kit.data import registry
@@ -71,6 +73,8 @@ print("data folder:", run.data_dir or "(none: $EVO2KIT_DATA_DIR is not set; the 
 packages = ["evo2kit", "torch", "numpy", "pandas", "scikit-learn", "tokenizers", "papermill", "jupytext"]
 versions = {"python": platform.python_version()} | {p: md.version(p) for p in packages}
 display(pd.Series(versions, name="version").to_frame())
+if need_exonerate:  # a program, not a Python package: FileNotFoundError with how to install it when missing
+    print("exonerate:", find_exonerate())
 
 # %% [markdown]
 # ## 2 · Hardware

@@ -30,7 +30,8 @@
 #   `gpu-evo2_40b` run it).
 # - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base`, `evo2_7b` or
 #   `evo2_40b` under those gpu profiles, which also load it through the official `evo2` package
-#   when it is installed (`official_model`).
+#   when it is installed (`official_model`); `evo2_40b` served by NVIDIA under the profile
+#   `nim-evo2_40b` (experimental, no GPU needed: docs/nim.md).
 #
 # A DNA language model reads a sequence one base at a time and, at every position, predicts the
 # next base. Everything in these tutorials rests on that one ability: a **score** (how expected is
@@ -41,8 +42,8 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
-official_model = None  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
-official_weights = None  # its official checkpoint (.pt); None: from the Hugging Face Hub cache. Both need a CUDA GPU
+official_model: str = None  # a published Evo 2 to load through both backends (section 1), e.g. "evo2_7b"
+official_weights: str = None  # its official checkpoint (.pt); None: the Hugging Face Hub cache. Both need a GPU
 window = 8192  # bp of the BRCA1 window used for scoring and tokenizer comparisons
 bpe_train_bp = 1_000_000  # bp of chr20 to train the BPE tokenizer on
 bpe_vocab_size = 4096
@@ -179,11 +180,16 @@ true_mean = torch.stack([a.mean(0) for a in alone])
 print(f"mean pooling error: with mask {float((masked_mean - true_mean).abs().max()):.2e}, "
       f"without mask {float((naive_mean - true_mean).abs().max()):.2e}")
 
-packed = torch.tensor([sum(([*tok.tokenize(s), tok.eod_id] for s in seqs), [])])
-packed_emb = model(packed, return_embeddings=True, layer_names=[layer])[1][layer][0].float().cpu()
-second = packed_emb[lengths[0] + 1: lengths[0] + 1 + lengths[1]]
-pack_diff = float((second - alone[1]).abs().max())
-print(f"packed: sequence 2 after sequence 1 vs alone: max |difference| = {pack_diff:.2e} (context leaks across EOS)")
+pack_diff = None
+if getattr(model, "takes_token_ids", True):  # a served model (backend nim) takes DNA letters, not the EOS id
+    packed = torch.tensor([sum(([*tok.tokenize(s), tok.eod_id] for s in seqs), [])])
+    packed_emb = model(packed, return_embeddings=True, layer_names=[layer])[1][layer][0].float().cpu()
+    second = packed_emb[lengths[0] + 1: lengths[0] + 1 + lengths[1]]
+    pack_diff = float((second - alone[1]).abs().max())
+    print(f"packed: sequence 2 after sequence 1 vs alone: max |difference| = {pack_diff:.2e} "
+          "(context leaks across EOS)")
+else:
+    print(f"packing skipped: {model.name} is served ({run.backend} backend), and the service takes DNA letters only")
 
 # %% [markdown]
 # ## 4 · Characters vs byte-pair encoding (BPE)
@@ -308,7 +314,7 @@ check.table().round(4)
 # %%
 record_metrics("01_loading", {
     "padding_max_abs_diff": pad_diff,
-    "packing_max_abs_diff": pack_diff,
+    **({"packing_max_abs_diff": pack_diff} if pack_diff is not None else {}),
     "bpe_bases_per_token": bases_per_token,
     "score_real_nats": real_score,
     "score_real_minus_shuffled": real_score - shuffled_score,

@@ -52,8 +52,8 @@
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
 window = 1024  # bp of genome around each variant (the Evo 2 notebook uses 8,192)
-n_variants = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
-layer_ids = None  # None: every block; or block indices, e.g. [2, 5, 8, 11]
+n_variants: int = None  # None: all 3,893 SNVs; a number: a random subset of that size, classes in proportion
+layer_ids: list = None  # None: every block; or block indices, e.g. [2, 5, 8, 11]
 layer_name = "blocks.{i}.mlp.l3"  # the module read in block i; "blocks.{i}.pre_norm": the community tutorial's
 pooling = "mean"  # how the store summarises each window (the community tutorial's choice)
 batch_size = 8  # windows per forward pass

@@ -28,7 +28,8 @@
 # - **Time on a GPU**: not measured yet (the profiles `gpu-evo2_1b_base`, `gpu-evo2_7b` and
 #   `gpu-evo2_40b` run it).
 # - **Model**: `evo2kit-tiny` (bundled, 1.4 M parameters) by default; `evo2_1b_base`, `evo2_7b` or
-#   `evo2_40b` under those gpu profiles, at 8,192 bp, as the published benchmark.
+#   `evo2_40b` under those gpu profiles, at 8,192 bp, as the published benchmark; `evo2_40b` served
+#   by NVIDIA on a small subset under the profile `nim-evo2_40b` (experimental: docs/nim.md).
 #
 # Can a model that was only taught to predict the next base tell a harmful mutation from a
 # harmless one, without ever seeing a label? The idea: a language model assigns each sequence a
@@ -45,7 +46,7 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
-n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
+n_variants: int = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
 window = 2048  # bp around each SNV, for every selected variant
 compare_windows = [512, 8192]  # other window sizes, scored on a subset
 n_compare = 200  # variants in that subset (also used for reverse-complement averaging)

@@ -51,10 +51,10 @@ training = {"steps": 40, "batch_size": 4, "seq_len": 512, "lr": 2e-3, "warmup": 
 max_norm = 1.0  # clipping threshold (each group's, in evo2kit's recipe)
 # part 2: fine-tuning on notebook 04's variants and split (read from 02's and 04's parameters)
 window = 1024  # bp per window
-layer_id = None  # the block whose output the head reads; None: the middle block
+layer_id: int = None  # the block whose output the head reads; None: the middle block
 modes = ["frozen", "lora", "full"]
-n_train = None  # training variants: a class-stratified subset of the split's training rows; None: all
-n_val = None  # validation variants for choosing the best epoch; None: all
+n_train: int = None  # training variants: a class-stratified subset of the split's training rows; None: all
+n_val: int = None  # validation variants for choosing the best epoch; None: all
 epochs = 3
 batch_size = 8  # variants per step (twice as many windows)
 learning_rates = {"head": 1e-3, "lora": 1e-3, "full": 1e-4}

@@ -44,7 +44,7 @@
 
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b" (a GPU; see docs/gpu.md)
-n_variants = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
+n_variants: int = None  # None: all 3,893 SNVs; a number: a class-stratified random subset
 window = 2048  # bp around each variant, as notebook 03
 strands = "+"  # "+", "-" (reverse complements) or "+-" (their mean)
 batch_size = 8

@@ -43,6 +43,11 @@ def test_one_string_where_a_list_of_sequences_is_expected_is_a_type_error(model)
     ({"temperature": float("nan")}, "temperature must be a finite number >= 0"),
     ({"top_k": -1}, "top_k must be an int from 0 to 4 (0 or None: all four bases), got -1"),
     ({"top_k": 5}, "top_k must be an int from 0 to 4"),
+    ({"top_p": 0}, "top_p must be a number in (0, 1] (1: no nucleus filtering), got 0"),
+    ({"top_p": 1.5}, "top_p must be a number in (0, 1]"),
+    ({"n_samples": 0}, "n_samples must be an int >= 1, got 0"),
+    ({"batch_size": 0}, "batch_size must be an int >= 1 (or None: every sample of one prompt length at once), got 0"),
+    ({"seed": -1}, "seed must be an int >= 0 (or None: a fresh one), got -1"),
 ])
 def test_generate_refuses_degenerate_arguments(model, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -55,6 +60,12 @@ def test_generate_edge_values_that_are_allowed(model):
     for top_k in (None, 1):
         out = model.generate(["ACGTAC"], n_tokens=1, top_k=top_k, seed=0)
         assert len(out.sequences[0]) == 1 and np.isfinite(out.logprobs_mean[0])
+    with pytest.raises(ValueError, match=re.escape("prompt_seqs[1] is empty: a prompt needs at least one base")):
+        model.generate(["ACGT", ""], n_tokens=2)
+    fresh = model.generate(["ACG", "T"], n_tokens=5, n_samples=3, top_p=0.6)  # no seed: one is drawn and returned
+    assert len(fresh.sequences) == 6 and fresh.n_samples == 3
+    again = model.generate(["ACG", "T"], n_tokens=5, n_samples=3, top_p=0.6, seed=fresh.seed)
+    assert again.sequences == fresh.sequences
 
 
 def test_score_sequences_refuses_what_has_no_score(model):

@@ -402,9 +402,14 @@ def brca1_embeddings(model: Evo2Model, *, window: int, n_variants: int | None = 
     ``store_root/<store_name(...)>`` (store_root None: ``output_dir()/embeddings``). A call with the
     same settings reads that store (resuming it if cut short); any setting that changes the
     content names another store."""
+    n_blocks = model.config.num_layers
+    if layer_ids is not None and not (isinstance(layer_ids, (list, tuple, range)) and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_blocks for i in layer_ids)):
+        raise ValueError(f"layer_ids must be a list of block indices in [0, {n_blocks}) (e.g. [2, 5]) or None for "
+                         f"every block, got {layer_ids!r}")
     df = brca1_variants(n_variants, seed)
     windows = brca1_windows(df, window)
-    blocks = range(model.config.num_layers) if layer_ids is None else layer_ids
+    blocks = range(n_blocks) if layer_ids is None else layer_ids
     layers = [layer_name.format(i=i) for i in blocks]
     store = Path(store_root or output_dir() / "embeddings") / store_name(model, windows, layers, pooling, batch_size)
     features = variant_features(model, windows, layers, pooling=pooling, out=store, batch_size=batch_size,

@@ -20,6 +20,9 @@ reused by the other. It
 
 Offline (``HF_HUB_OFFLINE=1``, no network, Hub down) files already in the cache are used; if
 there are none, one FileNotFoundError says which file to fetch and where to put it.
+
+:func:`download_hub_file` does the same for any one file of a Hub repository (Goodfire's sparse
+autoencoder for ``evo2_7b_262k``, read by ``evo2kit.analysis.sae``).
 """
 
 from __future__ import annotations
@@ -50,17 +53,31 @@ def download_checkpoint(name: str) -> Path:
     repo, filename = hub_repo(name), PUBLISHED_CHECKPOINTS[name].filename
     if repo is None:
         raise FileNotFoundError(f"{where_to_get(name)}'...' (it is not on the Hugging Face Hub)")
+    return _fetch(name, repo, filename, parts=True)
+
+
+def download_hub_file(repo: str, filename: str) -> Path:
+    """Local path of ``filename`` from the Hub repository ``repo`` (one file, no parts), downloaded
+    into the Hub cache unless already there, checked against the SHA-256 the Hub lists; the same
+    errors and offline behaviour as :func:`download_checkpoint`."""
+    return _fetch(f"{repo}/{filename}", repo, filename, parts=False)
+
+
+def _fetch(name: str, repo: str, filename: str, parts: bool) -> Path:
+    """``filename`` (or, with ``parts``, its parts ``.part0``, ... when the repository has no
+    whole file) from ``repo``; ``name`` is what messages call it."""
     from huggingface_hub import HfApi
 
     try:
         info = HfApi().model_info(repo, files_metadata=True)
     except Exception as e:  # noqa: BLE001 (offline mode, no network, Hub down, gated: fall back to the cache)
-        return _from_cache(name, repo, filename, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return _from_cache(name, repo, filename, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                           parts)
     listed = {s.rfilename: s for s in info.siblings or []}
-    names = [filename] if filename in listed else _parts(filename, listed)
+    names = [filename] if filename in listed else _parts(filename, listed) if parts else []
     if not names:
-        raise FileNotFoundError(f"{name}: the Hub repository {repo} holds neither {filename} nor its parts "
-                                f"{filename}.part0, ...; it lists {sorted(listed)}")
+        held = f"holds neither {filename} nor its parts {filename}.part0, ..." if parts else f"does not hold {filename}"
+        raise FileNotFoundError(f"{name}: the Hub repository {repo} {held}; it lists {sorted(listed)}")
     paths = []
     for file in names:
         lfs = listed[file].lfs
@@ -92,7 +109,7 @@ def _download(repo: str, file: str, sha256: str) -> Path:
 
 def _verify(path: Path, repo: str, file: str, sha256: str) -> None:
     """``evo2kit.data.registry.verify`` against the Hub's SHA-256; on a mismatch the cached copy is deleted."""
-    entry = Dataset(f"{repo}/{file}", file, None, "file_sha256", sha256, "an official Evo 2 checkpoint")
+    entry = Dataset(f"{repo}/{file}", file, None, "file_sha256", sha256, f"{file} from the Hub repository {repo}")
     try:
         verify(path, entry)
     except DataIntegrityError as e:
@@ -104,8 +121,8 @@ def _verify(path: Path, repo: str, file: str, sha256: str) -> None:
                                  "to download it again") from None
 
 
-def _from_cache(name: str, repo: str, filename: str, reason: str) -> Path:
-    """The checkpoint from the Hub cache alone, checked against the SHA-256 its blob is named by."""
+def _from_cache(name: str, repo: str, filename: str, reason: str, parts: bool = True) -> Path:
+    """The file (or its parts) from the Hub cache alone, checked against the SHA-256 its blob is named by."""
     from huggingface_hub import constants, hf_hub_download
 
     def cached(file: str) -> Path | None:
@@ -115,15 +132,15 @@ def _from_cache(name: str, repo: str, filename: str, reason: str) -> Path:
             return None
 
     paths = [p for p in [cached(filename)] if p]
-    while not paths or paths[-1].name != filename:
+    while parts and (not paths or paths[-1].name != filename):
         part = cached(f"{filename}.part{len(paths)}")
         if part is None:
             break
         paths.append(part)
     if not paths:
-        parts = "" if "40b" not in name else f" (or, as published, its parts {filename}.part0, .part1, ...)"
+        published = "" if "40b" not in name else f" (or, as published, its parts {filename}.part0, .part1, ...)"
         raise FileNotFoundError(
-            f"{name} needs {filename}{parts} from the Hugging Face Hub repository {repo}, which is not reachable "
+            f"{name} needs {filename}{published} from the Hugging Face Hub repository {repo}, which is not reachable "
             f"({reason}), and it is not in the Hub cache {constants.HF_HUB_CACHE}. On a machine with network "
             f"access run `hf download {repo} --include '{filename}*' --local-dir DIR`, then pass "
             f"local_path='DIR/{filename}' (or DIR), or copy that machine's {constants.HF_HUB_CACHE}/"

@@ -246,11 +246,12 @@ def judge(name: str, names: list[str], lengths: list[int], losses: list[float], 
 
 def random_weights_reason(model, name: str) -> str | None:
     """Why ``model`` is known to have random weights, or None: the official-format rehearsal
-    checkpoint, or an evo2kit model loaded from no weights file and no checkpoint."""
+    checkpoint, or an evo2kit model loaded from no weights file and no checkpoint (a served model,
+    ``remote``, holds no weights here and is judged by its name)."""
     if name == REHEARSAL_NAME:
         return "the official-format rehearsal checkpoint"
     if hasattr(model, "weights_sha256") and model.weights_sha256 is None \
-            and getattr(model, "load_report", None) is None:
+            and getattr(model, "load_report", None) is None and not getattr(model, "remote", False):
         return "loaded from no checkpoint"
     return None
 

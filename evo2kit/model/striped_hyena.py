@@ -209,6 +209,14 @@ def causal_depthwise_conv(x: torch.Tensor, w: torch.Tensor, tail: torch.Tensor |
     return F.conv1d(torch.cat([tail, x], dim=-1).float(), w.float(), groups=x.shape[1])
 
 
+def conv_step(x: torch.Tensor, w: torch.Tensor, tail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``causal_depthwise_conv`` for one new position (a decoding step), with the tail it leaves:
+    x (B, C, 1), w (C, 1, K), tail (B, C, K-1) -> (y (B, C, 1) float32, the next tail (B, C, K-1)).
+    One contraction over the taps: a grouped conv1d costs far more per call at this size."""
+    window = torch.cat([tail, x], -1)
+    return torch.einsum("bck,ck->bc", window.float(), w.float()[:, 0])[..., None], window[..., 1:]
+
+
 def fft_causal_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Causal convolution by FFT, vortex's ``fftconv_func`` without its bias term.
 
@@ -283,10 +291,15 @@ class HyenaFilter(nn.Module):
         across chunks."""
         dtype, L = z.dtype, z.shape[1]
         z = z.permute(0, 2, 1)  # (B, 3D, L)
-        tail = None if state is None else state.fir
-        if state is not None:
-            state.fir = _new_tail(tail, z, self.short_filter_weight.shape[-1] - 1)
-        z = causal_depthwise_conv(z, self.short_filter_weight, tail).to(dtype)
+        step = state is not None and state.fir is not None and L == 1  # decoding: one position
+        if step:
+            z, state.fir = conv_step(z, self.short_filter_weight, state.fir)
+        else:
+            tail = None if state is None else state.fir
+            if state is not None:
+                state.fir = _new_tail(tail, z, self.short_filter_weight.shape[-1] - 1)
+            z = causal_depthwise_conv(z, self.short_filter_weight, tail)
+        z = z.to(dtype)
         x2, x1, v = z[:, 0::3], z[:, 1::3], z[:, 2::3]  # channels are interleaved (x2, x1, v)
         u = x1 * v
 
@@ -294,6 +307,11 @@ class HyenaFilter(nn.Module):
             return self._long_conv(u, x2, state).permute(0, 2, 1)
 
         h = self.h.repeat_interleave(self.hidden_size // self.h.shape[0], 0)  # (D, 1, K)
+        if step:  # HCS: conv1d taps; HCM: an impulse response, its first tap on the newest input
+            y, state.inner = conv_step(u, h if self.kind == "hcs" else h.flip(-1), state.inner)
+            if self.kind == "hcm":
+                y = y + u.float() * self.D.unsqueeze(-1)
+            return (x2 * y.to(dtype)).permute(0, 2, 1)
         tail = None if state is None else state.inner
         if state is not None:
             state.inner = _new_tail(tail, u, h.shape[-1] - 1)
@@ -316,6 +334,8 @@ class HyenaFilter(nn.Module):
         y_past[t] = sum_s residues * p^(t+1) * s.
         """
         L = u.shape[-1]
+        if state is not None and state.modal is not None and L == 1:
+            return self._long_step(u, x2, state)
         n = 2 * L
         t = torch.arange(L, device=u.device)[None, None]
         H = torch.fft.rfft(self.cached_long_filter(t), n=n) / n
@@ -336,6 +356,16 @@ class HyenaFilter(nn.Module):
             state.modal = (s + torch.einsum("bdl,dsl->bds", u.float(), carry)).detach()
         y = y.to(u.dtype)
         return (y + u * self.D.unsqueeze(-1)) * x2
+
+    def _long_step(self, u: torch.Tensor, x2: torch.Tensor, state: ModalState) -> torch.Tensor:
+        """``_long_conv`` for one position (a decoding step) as the modal recurrence itself:
+        y = sum_s R (p s) + h[0] u and s' = p s + u, with h[0] = sum_s R. u, x2: (B, D, 1)."""
+        p = self.log_poles.float()[..., 0].exp()  # (D, S)
+        residues = self.residues.float()
+        uf = u.float()  # (B, D, 1)
+        y = (state.modal * (residues * p)).sum(-1, keepdim=True) + uf * residues.sum(-1, keepdim=True)
+        state.modal = (state.modal * p + uf).detach()
+        return (y.to(u.dtype) + u * self.D.unsqueeze(-1)) * x2
 
 
 class HyenaBlock(nn.Module):
@@ -406,29 +436,27 @@ def flash_attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return out, lse
 
 
-def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int,
-                      block: int = 4096, fused: bool | None = None) -> torch.Tensor:
-    """Causal attention of a chunk to the cache and itself, one key block at a time.
+def attention_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
+                  block: int = 4096, fused: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention with each query's log-sum-exp, so that attention over separate key sets
+    can be merged (:func:`merge_attention`).
 
-    q: (B, H, L, hd) at positions offset .. offset+L-1; k, v: (B, H, offset+L, hd) -> (B, H, L, hd).
-    The softmax is merged across key blocks with a running maximum and sum (the flash-attention
-    recurrence), in fp32, so memory is L x block scores per head instead of L x (offset+L).
-    On CPU (``fused`` None or True) the same merge runs on two calls of PyTorch's fused flash
-    kernel, which return their log-sum-exp: the cache without a mask, the chunk causally."""
+    q: (B, H, L, hd); k, v: (B, H, S, hd) -> (out (B, H, L, hd) float32, lse (B, H, L) float32).
+    causal: query i sees keys 0..i (a chunk attending to itself, L == S). On CPU (``fused`` None or
+    True) PyTorch's fused flash kernel; otherwise the softmax merged across key blocks with a running
+    maximum and sum (the flash-attention recurrence) in fp32, L x block scores per head at a time."""
     if fused or (fused is None and q.device.type == "cpu" and _FLASH_CPU_OP is not None):
-        y_past, lse_past = flash_attention_cpu(q, k[:, :, :offset], v[:, :, :offset])
-        y_new, lse_new = flash_attention_cpu(q, k[:, :, offset:], v[:, :, offset:], is_causal=True)
-        w_past = torch.sigmoid(lse_past - lse_new)[..., None]  # share of the softmax mass on the cache
-        return (y_past.float() * w_past + y_new.float() * (1 - w_past)).to(q.dtype)
+        y, lse = flash_attention_cpu(q, k, v, is_causal=causal)
+        return y.float(), lse
     S, L = k.shape[2], q.shape[2]
     qf = q.float() * q.shape[-1] ** -0.5
-    q_pos = torch.arange(offset, offset + L, device=q.device)[:, None]
+    q_pos = torch.arange(L, device=q.device)[:, None]
     m = torch.full((*q.shape[:3], 1), -torch.inf, device=q.device)
     total = torch.zeros_like(m)
     acc = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
     for j in range(0, S, block):
         scores = qf @ k[:, :, j:j + block].float().transpose(-1, -2)  # (B, H, L, b)
-        if j + block > offset:  # the block reaches into this chunk: mask the future
+        if causal and j + block > 1:
             k_pos = torch.arange(j, min(j + block, S), device=q.device)[None, :]
             scores.masked_fill_(k_pos > q_pos, -torch.inf)
         m_new = torch.maximum(m, scores.amax(-1, keepdim=True))  # finite: key 0 is seen by all
@@ -436,7 +464,42 @@ def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset:
         total = total * rescale + p.sum(-1, keepdim=True)
         acc = acc * rescale + p @ v[:, :, j:j + block].float()
         m = m_new
-    return (acc / total).to(q.dtype)
+    return acc / total, (m + total.log())[..., 0]
+
+
+def merge_attention(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """One softmax over the union of disjoint key sets from ``(out, lse)`` pairs of
+    :func:`attention_lse`: each part weighted by its share of the softmax mass. -> float32."""
+    y, lse = parts[0]
+    for y_next, lse_next in parts[1:]:
+        w = torch.sigmoid(lse - lse_next)[..., None]  # share of the mass on the keys so far
+        y, lse = y * w + y_next * (1 - w), torch.logaddexp(lse, lse_next)
+    return y
+
+
+def attend_with_cache(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int,
+                      block: int = 4096, fused: bool | None = None) -> torch.Tensor:
+    """Causal attention of a chunk to the cache and itself.
+
+    q: (B, H, L, hd) at positions offset .. offset+L-1; k, v: (B, H, offset+L, hd) -> (B, H, L, hd):
+    the cache without a mask and the chunk causally (:func:`attention_lse`), merged by their
+    log-sum-exp, so memory is L x block scores per head instead of L x (offset+L)."""
+    past = attention_lse(q, k[:, :, :offset], v[:, :, :offset], block=block, fused=fused)
+    new = attention_lse(q, k[:, :, offset:], v[:, :, offset:], causal=True, block=block, fused=fused)
+    return merge_attention([past, new]).to(q.dtype)
+
+
+def attend_to_shared_prefix(q: torch.Tensor, prefix_k: torch.Tensor,
+                            prefix_v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of every row's queries to the prefix its group shares (``KVCache.prefix_k``):
+    q (B, H, L, hd), prefix (G, H, P, hd), row b in group b // (B / G) -> ``attention_lse``'s pair
+    for q. The rows of a group are one batch of queries, so the prefix is read once per group."""
+    B, H, L, hd = q.shape
+    G = prefix_k.shape[0]
+    grouped = q.reshape(G, B // G, H, L, hd).transpose(1, 2).reshape(G, H, B // G * L, hd)
+    y, lse = attention_lse(grouped, prefix_k, prefix_v)
+    y = y.reshape(G, H, B // G, L, hd).transpose(1, 2).reshape(B, H, L, hd)
+    return y, lse.reshape(G, H, B // G, L).transpose(1, 2).reshape(B, H, L)
 
 
 class MHA(nn.Module):
@@ -461,11 +524,19 @@ class MHA(nn.Module):
         v = qkv[:, :, 2].permute(0, 2, 1, 3)
         if offset == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            k, v = torch.cat([state.k, k], 2), torch.cat([state.v, v], 2)
-            y = attend_with_cache(q, k, v, offset)
-        if state is not None:
-            state.k, state.v = k.detach(), v.detach()
+            if state is not None:
+                state.append(k.detach(), v.detach())
+        else:  # the shared prefix, this row's cached keys, the chunk itself: one softmax over all three
+            parts = [attend_to_shared_prefix(q, state.prefix_k, state.prefix_v)] if state.prefix_k is not None else []
+            if L == 1:  # a decoding step sees every key of its row, its own included: no mask, one call
+                state.append(k.detach(), v.detach())
+                parts.append(attention_lse(q, state.k, state.v))
+            else:
+                if state.own_length:
+                    parts.append(attention_lse(q, state.k, state.v))
+                parts.append(attention_lse(q, k, v, causal=True))
+                state.append(k.detach(), v.detach())
+            y = merge_attention(parts).to(q.dtype)
         return self.out_proj(y.permute(0, 2, 1, 3).reshape(B, L, -1))
 
 
@@ -528,8 +599,12 @@ class StripedHyena2(nn.Module):
         """input_ids: (B, L) int -> logits (B, L, vocab) on the embedding's device. With
         ``state``, the ids continue the sequence the state has seen, and the state is advanced
         past them."""
-        x = self.hidden_states(input_ids, state).to(self.embedding_layer.weight.device)
-        return self.norm(x) @ self.embedding_layer.weight.T  # tied embeddings
+        return self.unembed(self.hidden_states(input_ids, state))
+
+    def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The last block's output (B, L, D) -> logits (B, L, vocab) on the embedding's device:
+        the final norm, then the tied embedding."""
+        return self.norm(hidden.to(self.embedding_layer.weight.device)) @ self.embedding_layer.weight.T
 
     def hidden_states(self, input_ids: torch.Tensor, state: InferenceState | None = None) -> torch.Tensor:
         """The last block's output (B, L, D), on the last block's device. Blocks may sit on

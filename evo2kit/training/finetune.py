@@ -36,6 +36,7 @@ from evo2kit.analysis.probes import ProbeDNN, Split
 from evo2kit.api import Evo2Model
 from evo2kit.checkpoints.official import save_safetensors
 from evo2kit.cli import DataError
+from evo2kit.data.brca1 import brca1_variants, brca1_windows, stratified_subset
 from evo2kit.files import atomic_write
 from evo2kit.model.striped_hyena import StripedHyena2
 from evo2kit.training import train
@@ -65,7 +66,6 @@ def brca1_task(tokenizer, window: int, n_variants: int | None = None, seed: int 
     """Notebook 04's variants (``n_variants`` drawn class-stratified with ``seed``, or all), windows and
     split grouped by genomic position (blocks of ``group_bp`` bases, ``split_seed``): the same test set."""
     from evo2kit.analysis.probes import grouped_split
-    from evo2kit.data.brca1 import brca1_variants, brca1_windows
 
     df = brca1_variants(n_variants, seed)
     windows = brca1_windows(df, window)
@@ -80,13 +80,10 @@ def brca1_task(tokenizer, window: int, n_variants: int | None = None, seed: int 
 
 
 def subset_rows(rows: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """``n`` of ``rows`` drawn class-stratified with ``seed`` (all for None or n >= len(rows)), sorted."""
-    if n is None or n >= len(rows):
-        return np.sort(rows)
-    rng = np.random.default_rng(seed)
-    picked = [rng.choice(rows[y[rows] == c], max(1, round(n * np.mean(y[rows] == c))), replace=False)
-              for c in np.unique(y[rows])]
-    return np.sort(np.concatenate(picked))
+    """``n`` of ``rows`` drawn class-stratified with ``seed`` (all for None or n >= len(rows)), sorted:
+    :func:`evo2kit.data.brca1.stratified_subset`, the one stratified sampler, on row numbers."""
+    table = pd.DataFrame({"class": y[rows]}, index=rows)
+    return np.sort(stratified_subset(table, n, seed=seed).index.to_numpy())
 
 
 LORA_TARGETS = ("projections", "out_filter_dense", "Wqkv", "out_proj", "l1", "l2", "l3")

@@ -13,7 +13,9 @@ else its default:
     model_weights  EVO2KIT_MODEL_WEIGHTS  None: the bundled weights, or the Hub cache for a published name
     device         EVO2KIT_DEVICE         "auto": CUDA when present, else CPU
     dtype          EVO2KIT_DTYPE          "auto": float32 on CPU, bfloat16 for published models on CUDA
-    backend        EVO2KIT_BACKEND        "torch" (evo2kit) or "vortex" (the official evo2 package, CUDA)
+    backend        EVO2KIT_BACKEND        "torch" (evo2kit), "vortex" (the official evo2 package, CUDA) or
+                                          "nim" (EXPERIMENTAL: NVIDIA's Evo 2 service; docs/nim.md)
+    nim_url        EVO2KIT_NIM_URL        None: the hosted endpoint of the model; else a NIM's URL (backend nim)
     data_dir       EVO2KIT_DATA_DIR       None: the cache, then a download (evo2kit.data.registry)
     output_root    EVO2KIT_OUTPUT_DIR     None: the cache folder; the runner's build/<profile>
 
@@ -37,9 +39,10 @@ from evo2kit.data.registry import data_dir as configured_data_dir
 from evo2kit.data.registry import use_data_dir
 from evo2kit.files import output_dir
 
-SETTINGS = {"model_weights": None, "device": "auto", "dtype": "auto", "backend": "torch", "data_dir": None}
+SETTINGS = {"model_weights": None, "device": "auto", "dtype": "auto", "backend": "torch", "data_dir": None,
+            "nim_url": None}
 """The run's settings and their defaults; each is read from ``EVO2KIT_<NAME>`` when not given."""
-BACKENDS = ("torch", "vortex")
+BACKENDS = ("torch", "vortex", "nim")
 
 
 def environment_name(setting: str) -> str:
@@ -59,7 +62,7 @@ def check_setting(name: str, value) -> None:
         resolve_dtype(value)
     elif name == "backend" and value not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {value!r}")
-    elif name in ("model_weights", "data_dir") and not isinstance(value, (str, os.PathLike)):
+    elif name in ("model_weights", "data_dir", "nim_url") and not isinstance(value, (str, os.PathLike)):
         raise ValueError(f"{name} must be a path, not {value!r}")
 
 
@@ -68,7 +71,7 @@ class Context:
     """model_name: as the notebook's parameters cell says; model_weights: a checkpoint path or None;
     device, dtype (None: the loader's choice), backend: how the model is loaded; data_dir: the
     folder ``evo2kit.data.registry.fetch`` looks in first (None: the cache, then a download);
-    output_root: where notebooks leave files for later ones."""
+    output_root: where notebooks leave files for later ones; nim_url: the NIM endpoint of backend "nim"."""
 
     model_name: str
     model_weights: str | None
@@ -77,12 +80,15 @@ class Context:
     backend: str
     data_dir: Path | None
     output_root: Path
+    nim_url: str | None = None
 
     def load_model(self, **kwargs):
         """``evo2kit.load_model`` with this run's weights, device, dtype and backend (the official
         ``evo2.Evo2`` for backend 'vortex', which places itself); ``kwargs`` go to it."""
         if self.backend == "vortex":
             return load_model(self.model_name, local_path=self.model_weights, backend="vortex", **kwargs)
+        if self.backend == "nim":  # the key comes from $NVIDIA_API_KEY
+            return load_model(self.model_name, backend="nim", url=self.nim_url, **kwargs)
         return load_model(self.model_name, local_path=self.model_weights, device=self.device, dtype=self.dtype,
                           **kwargs)
 
@@ -124,8 +130,13 @@ def parameters_of(notebook: str, output_root: Path, notebooks_dir: Path | None =
     defaults = {}
     for node in ast.parse(cells[0].source if cells else "").body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            with contextlib.suppress(ValueError, SyntaxError):  # a default written as an expression is left out
-                defaults[node.targets[0].id] = ast.literal_eval(node.value)
+            name = node.targets[0].id
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name = node.target.id  # `layer_ids: list = None`: a default with a declared type
+        else:
+            continue
+        with contextlib.suppress(ValueError, SyntaxError):  # a default written as an expression is left out
+            defaults[name] = ast.literal_eval(node.value)
     return defaults
 
 
@@ -149,4 +160,5 @@ def context(model_name: str = "evo2kit-tiny", **settings) -> Context:
         use_data_dir(values["data_dir"])
     return Context(model_name=str(model_name), model_weights=values["model_weights"] or None,
                    device=resolve_device(values["device"]), dtype=resolve_dtype(values["dtype"]),
-                   backend=values["backend"], data_dir=configured_data_dir(), output_root=output_dir())
+                   backend=values["backend"], data_dir=configured_data_dir(), output_root=output_dir(),
+                   nim_url=values["nim_url"] or None)

