@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from evo2kit.data.exons import load_refseq_exons
 from evo2kit.data.fasta import read_deb_fastas, read_fasta, read_fasta_first
 from evo2kit.data.registry import fetch
 
@@ -38,11 +39,11 @@ _BLOCK = re.compile(r"hg19_chr22:(\d+)-(\d+)")
 def refseq_exons(gene_id: int) -> pd.DataFrame:
     """The exons of Entrez gene ``gene_id`` (merged over its transcripts, as the SAF table lists
     them): columns chrom, start, end (1-based, inclusive), strand, sorted by start."""
-    table = pd.read_csv(fetch("hg19_refseq_exons"), sep="\t", dtype={"GeneID": str})
-    rows = table[table["GeneID"] == str(gene_id)]
+    table = load_refseq_exons()  # 0-based, end excluded: back to the table's own 1-based starts
+    rows = table[table["gene_id"] == str(gene_id)]
     if rows.empty:
         raise KeyError(f"no RefSeq exon of gene id {gene_id} in hg19_refseq_exons")
-    out = rows.rename(columns={"Chr": "chrom", "Start": "start", "End": "end", "Strand": "strand"})
+    out = rows.assign(start=rows["start"] + 1)
     return out[["chrom", "start", "end", "strand"]].sort_values("start").reset_index(drop=True)
 
 

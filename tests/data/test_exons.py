@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evo2kit.data import annotation
 from evo2kit.data import exons as ex
 from evo2kit.data.registry import DATASETS
 from evo2kit.model.tokenizer import reverse_complement
@@ -167,6 +168,19 @@ def _splice_pairs(chrom: ex.Chromosome, genes: ex.Genes) -> pd.Series:
                 intron = intron if strand == "+" else reverse_complement(intron)
                 pairs.append(intron[:2] + ".." + intron[-2:])
     return pd.Series(pairs).value_counts(normalize=True)
+
+
+def test_real_refseq_exons_of_one_gene_keep_the_tables_1_based_starts(refseq):
+    """evo2kit.data.annotation.refseq_exons (notebook 10) reads the one table through load_refseq_exons
+    and gives one gene's rows back in the SAF's own convention: 1-based, ends included."""
+    brca1 = annotation.refseq_exons(annotation.BRCA1_GENE_ID)
+    rows = refseq[refseq["gene_id"] == str(annotation.BRCA1_GENE_ID)].sort_values("start")
+    assert len(brca1) == len(rows) == 24 and set(brca1["strand"]) == {"-"}
+    assert (brca1["start"].to_numpy() == rows["start"].to_numpy() + 1).all()
+    assert (brca1["end"].to_numpy() == rows["end"].to_numpy()).all()
+    assert brca1["end"].max() == ex.BRCA1_GENE[1] and brca1["start"].min() == ex.BRCA1_GENE[0] + 1
+    with pytest.raises(KeyError, match="no RefSeq exon of gene id 0"):
+        annotation.refseq_exons(0)
 
 
 @pytest.mark.parametrize("name", ["chr20", "chr22", "chr17"])
