@@ -47,7 +47,7 @@
 # %% tags=["parameters"]
 model_name = "evo2kit-tiny"  # the bundled model; or a published one, e.g. "evo2_7b_base" (a GPU; docs/gpu.md)
 window = 512  # bp of each of the two windows (Arc's notebook: 8,192)
-layer_ids = None  # None: every block; or block indices, e.g. [8, 16, 26]
+layer_ids: list = None  # None: every block; or block indices, e.g. [8, 16, 26]
 n_train = 1000  # chr20 positions, half exonic
 n_val = 300  # chrX positions, half exonic: choose the probe's penalty and the layer
 n_test = 400  # chr22 positions, half exonic
