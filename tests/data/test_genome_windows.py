@@ -116,12 +116,12 @@ def test_continued_exon_rich_training_resumes_and_checks_brca1(tmp_path):
     args = ["--out", str(tmp_path), "--seq-len", "64", "--batch-size", "2", "--init", "evo2kit-tiny",
             "--exon-fraction", "0.5", "--repeat-weight", "0.1", "--eval-every", "2", "--val-windows", "2",
             "--brca1-every", "2", "--brca1-window", "64", "--brca1-variants", "30", "--warmup", "1"]
-    train.main(args + ["--steps", "2"])
+    assert train.main(args + ["--steps", "3", "--stop-at", "2"]) == 0  # a session that ends at step 2
     first = json.loads((tmp_path / "summary.json").read_text())
     assert first["steps"] == 2 and first["tokens"] == 2 * 2 * 64
     with open(tmp_path / "log.csv", "a") as f:  # a step logged after the last checkpoint, then cut short
         f.write("3" + ",0" * 13 + "\n")
-    train.main(args + ["--steps", "3"])  # resumes from the checkpoint at step 2
+    assert train.main(args + ["--steps", "3"]) == 0  # resumes from the checkpoint at step 2
     log = pd.read_csv(tmp_path / "log.csv")
     assert log["step"].tolist() == [1, 2, 3] and log["tokens"].iloc[-1] == 3 * 2 * 64
     checks = pd.read_csv(tmp_path / "brca1.csv")
