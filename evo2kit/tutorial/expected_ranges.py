@@ -12,9 +12,9 @@ PyTorch and BLAS sum, which is what differs between machines. ``--reuse`` counts
 too (any runner output folder: its ``run.json`` says its seed and threads).
 
 The range of a metric is [min - w, max + w] over the runs, widened by
-w = max(margin * (max - min), rel_floor * max(|min|, |max|)), AUROCs and their differences at
-least ``auroc_floor``, memory figures (``_mb``) 50%. Fixed facts (counts, parameter totals:
-``FACTS``) that agree across all runs are checked exactly (a count that depends on the seed, such
+w = max(margin * (max - min), rel_floor * max(|min|, |max|)), AUROCs, their differences and rank
+correlations (``rho_*``, interval bounds included) at least ``auroc_floor``, memory figures
+(``_mb``) 50%. Fixed facts (counts, parameter totals: ``FACTS``) that agree across all runs are checked exactly (a count that depends on the seed, such
 as the distinct windows of a random subset, gets a range like any other metric); numerical-equality checks are
 tolerances, not spreads (``BOUNDS``); the self-test of a model with reference values is judged to the
 self-test's own tolerance around what the runs gave (``AROUND``). Timing metrics (names with 'seconds',
@@ -112,7 +112,7 @@ def suggest(values: list[float], name: str, margin: float, rel_floor: float,
     lo, hi = min(values), max(values)
     floor = 0.5 if "_mb" in name else rel_floor
     w = max(margin * (hi - lo), floor * max(abs(lo), abs(hi)))
-    if "auroc" in name or "minus" in name:
+    if "auroc" in name or "minus" in name or name.startswith("rho"):  # bootstrap-noisy, on a [-1, 1] scale
         w = max(w, auroc_floor)
     return round(lo - w, 6), round(hi + w, 6), w
 

@@ -106,3 +106,12 @@ def test_the_self_test_of_a_model_with_reference_values_is_judged_to_the_self_te
     assert "the self-test's tolerance" in got["self_test_loss"]["provenance"]
     got = er.ranges(runs, infos(2), "official-format", "evo2_rehearsal", ARGS)["01_loading"]["official-format"]
     assert got["evo2_rehearsal"]["self_test_loss"]["min"] == pytest.approx(1.358722 * 0.95, abs=1e-6)  # 5% floor
+
+
+def test_rank_correlations_and_their_bounds_get_the_auroc_floor():
+    """A bootstrap bound of a Spearman rho moves by a few hundredths with the resampling seed
+    (notebook 10's ``rho_all_high``: 0.007-0.055 over 16 seeds): rho_* get the AUROC floor, other
+    metrics of that size do not."""
+    lo, hi, w = er.suggest([0.02, 0.03], "rho_all_high", 0.5, 0.05, 0.1)
+    assert w == 0.1 and (lo, hi) == (pytest.approx(-0.08), pytest.approx(0.13))
+    assert er.suggest([0.02, 0.03], "sae_dead_fraction", 0.5, 0.05, 0.1)[2] == pytest.approx(0.005)
