@@ -14,8 +14,8 @@ too (any runner output folder: its ``run.json`` says its seed and threads).
 The range of a metric is [min - w, max + w] over the runs, widened by
 w = max(margin * (max - min), rel_floor * max(|min|, |max|)), AUROCs, their differences and rank
 correlations (``rho_*``, interval bounds included) at least ``auroc_floor``, memory figures
-(``_mb``) 50%. Fixed facts (counts, parameter totals: ``FACTS``) that agree across all runs are checked exactly (a count that depends on the seed, such
-as the distinct windows of a random subset, gets a range like any other metric); numerical-equality checks are
+(``_mb``) 50%. Fixed facts (counts, parameter totals: ``FACTS``) that agree across all runs are
+checked exactly (a count that depends on the seed, such as the distinct windows of a random subset, gets a range like any other metric); numerical-equality checks are
 tolerances, not spreads (``BOUNDS``); the self-test of a model with reference values is judged to the
 self-test's own tolerance around what the runs gave (``AROUND``). Timing metrics (names with 'seconds',
 'per_s', ending in '_s', speed-ups) depend on the machine, and ``best_layer`` and the figures read at it
