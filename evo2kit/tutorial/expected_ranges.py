@@ -11,18 +11,18 @@ bootstrap resamples, generation and probe training; the thread count changes the
 PyTorch and BLAS sum, which is what differs between machines. ``--reuse`` counts finished runs
 too (any runner output folder: its ``run.json`` says its seed and threads).
 
-The range of a metric is [min - w, max + w] over the runs, widened by
-w = max(margin * (max - min), rel_floor * max(|min|, |max|)), AUROCs, their differences and rank
-correlations (``rho_*``, interval bounds included) at least ``auroc_floor``, memory figures
-(``_mb``) 50%. Fixed facts (counts, parameter totals: ``FACTS``) that agree across all runs are
-checked exactly (a count that depends on the seed, such as the distinct windows of a random subset, gets a range like any other metric); numerical-equality checks are
-tolerances, not spreads (``BOUNDS``); the self-test of a model with reference values is judged to the
-self-test's own tolerance around what the runs gave (``AROUND``). Timing metrics (names with 'seconds',
-'per_s', ending in '_s', speed-ups) depend on the machine, and ``best_layer`` and the figures read at it
-(``best_layer_*``) on one argmax among near-tied layers: all are reported, not judged. A lesson's gap
-(``LESSONS``) keeps its sign. Prints the YAML; ``--write`` puts it into notebooks/expected_results.yml
-for the notebooks measured, replacing that profile's ranges and keeping everything else.
-"""
+The range of a metric is [min - w, max + w] over the runs, widened by w = max(margin * (max - min),
+rel_floor * max(|min|, |max|)), AUROCs, their differences and rank correlations (``rho_*``, interval
+bounds included) at least ``auroc_floor``, memory figures (``_mb``) 50%. Fixed facts (counts,
+parameter totals: ``FACTS``) that agree across all runs are checked exactly (a count that depends on
+the seed, such as the distinct windows of a random subset, gets a range like any other metric);
+numerical-equality checks are tolerances, not spreads (``BOUNDS``); the self-test of a model with
+reference values is judged to the self-test's own tolerance around what the runs gave (``AROUND``).
+Timing metrics (names with 'seconds', 'per_s', ending in '_s', speed-ups) depend on the machine, and
+``best_layer`` and the figures read at it (``best_layer_*``) on one argmax among near-tied layers:
+all are reported, not judged. A lesson's gap (``LESSONS``) keeps its sign. Prints the YAML;
+``--write`` puts it into notebooks/expected_results.yml for the notebooks measured, replacing that
+profile's ranges and keeping everything else. """
 
 from __future__ import annotations
 
