@@ -248,10 +248,10 @@ record_metrics("09_generation", {
 #
 # - **Speed.** Sampling 50 continuations from one prefill is what makes the benchmark's 50
 #   generations per gene affordable. `benchmarks/bench_generate.py --threads 1` (evo2kit-tiny, one
-#   thread, 200 bases per sample, measured beside other jobs; CPU-time ratios): batched cached decoding
-#   of 50 samples ran 16.5x the tokens/s of 50 one-at-a-time loops after a 1-kb prompt and 24.8x after
-#   an 8-kb prompt (each loop pays its own prefill), and 300-2,000x recomputing the prefix every step.
-#   At 1 kb the goal of 20x is not met: one step of one sample is ~6 ms of per-operation overhead,
+#   thread, 200 bases per sample, 2 idle cores): batched cached decoding of 50 samples ran 17.8x the
+#   tokens/s of 50 one-at-a-time loops after a 1-kb prompt and 19.5x after an 8-kb prompt (each loop
+#   pays its own prefill), and 400-2,300x recomputing the prefix every step. The goal of 20x is
+#   not met: one step of one sample is ~6 ms of per-operation overhead,
 #   one step of 50 samples ~20 ms of real work, so the ratio tends to ~15x for long generations. The
 #   50 samples' state was 9.2 MB of Hyena state whatever the length, and attention K/V growing by
 #   0.11 MB per generated base, the prompt's (2.3 MB at 1 kb, 18 MB at 8 kb) held once for all 50.
