@@ -64,7 +64,7 @@ import torch
 from scipy import sparse
 
 from evo2kit import load_model
-from evo2kit.analysis import ism
+from evo2kit.analysis import generation, ism
 from evo2kit.analysis import sae as saes
 from evo2kit.analysis.stats import grouped_auroc_ci
 from evo2kit.data import annotation
@@ -330,7 +330,7 @@ if sae != "train":
         stretch = annotation.ecoli_mg1655()[ecoli_start:ecoli_start + track_bp]
         ecoli_title = f"E. coli K-12 MG1655 (NC_000913.2) {ecoli_start:,}-{ecoli_start + len(stretch):,}"
     else:  # the rehearsal: E. coli's lac region from Evo 2's test prompts, in the data folder (no download)
-        stretch = annotation.ecoli_lac_region()[:track_bp]
+        stretch = generation.arc_prompts().set_index("name").sequence["ECOLAC"][:track_bp]
         ecoli_title = f"E. coli lac region (Evo 2's test prompt ECOLAC), first {len(stretch):,} bp"
     genes = annotation.call_genes(stretch)
     cds_mask = annotation.interval_mask(genes["start"], genes["end"], 0, len(stretch))

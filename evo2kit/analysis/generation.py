@@ -32,16 +32,16 @@ ARC_PROMPTS = {  # Name in prompts.csv -> (short label, what the sequence is)
 
 
 def arc_prompts() -> pd.DataFrame:
-    """Evo 2's 4 test sequences (dataset ``evo2_prompts``): columns name, label, what, sequence."""
-    from evo2kit.data import registry
+    """Evo 2's 4 test sequences (dataset ``evo2_prompts``, read as the self-test reads it):
+    columns name, label, what, sequence (upper case)."""
+    from evo2kit.checkpoints.self_test import read_prompts
 
-    table = pd.read_csv(registry.fetch("evo2_prompts"), encoding="utf-8-sig")
-    unknown = sorted(set(table["Name"]) - set(ARC_PROMPTS))
+    rows = read_prompts()
+    unknown = sorted({name for name, _ in rows} - set(ARC_PROMPTS))
     if unknown:
         raise ValueError(f"evo2_prompts has sequences this module does not know: {unknown}")
-    return pd.DataFrame({"name": table["Name"], "label": [ARC_PROMPTS[n][0] for n in table["Name"]],
-                         "what": [ARC_PROMPTS[n][1] for n in table["Name"]],
-                         "sequence": table["Sequence"].str.upper()})
+    return pd.DataFrame({"name": [n for n, _ in rows], "label": [ARC_PROMPTS[n][0] for n, _ in rows],
+                         "what": [ARC_PROMPTS[n][1] for n, _ in rows], "sequence": [q.upper() for _, q in rows]})
 
 
 @functools.cache

@@ -6,7 +6,6 @@ masks, and the genes of a bacterial genome called by pyrodigal.
     train = training_windows(96, 2048, seed=0)                 # the same from chr20 (evo2kit-tiny's training part)
     held.labels["CDS"][0]                                      # (2048,) bool per base of window 0
     genome = ecoli_mg1655()                                    # E. coli K-12 MG1655 (ragout-examples)
-    lac = ecoli_lac_region()                                   # E. coli's lac region (Evo 2's test prompts)
     genes = call_genes(genome[4_130_000:4_230_000])            # start, end (0-based, end excluded), strand
 
 Coordinates: the CDS table counts from 1 with ends included, the repeat table from 0 with ends
@@ -162,16 +161,6 @@ def ecoli_mg1655() -> str:
     if len(seqs) != 1:
         raise ValueError(f"bacteria_ragout: expected one E. coli MG1655 record, found {sorted(seqs)}")
     return next(iter(seqs.values()))
-
-
-def ecoli_lac_region() -> str:
-    """The E. coli lac operon region (upper case) of Evo 2's test sequences (dataset ``evo2_prompts``,
-    row ``ECOLAC``): a stretch of E. coli read from the data folder, with no download."""
-    table = pd.read_csv(fetch("evo2_prompts"), encoding="utf-8-sig")
-    rows = table.loc[table["Name"] == "ECOLAC", "Sequence"]
-    if len(rows) != 1:
-        raise ValueError(f"evo2_prompts: expected one ECOLAC row, found {len(rows)}")
-    return str(rows.iloc[0]).upper()
 
 
 def call_genes(seq: str) -> pd.DataFrame:

@@ -155,9 +155,10 @@ def test_pyrodigal_calls_the_lac_genes_in_evo2s_e_coli_prompt():
     genes pyrodigal calls in E. coli's lac region of Evo 2's test sequences (in the data folder)."""
     from Bio.Seq import Seq
 
+    from evo2kit.analysis import generation
     from evo2kit.data import annotation
 
-    lac = annotation.ecoli_lac_region()
+    lac = generation.arc_prompts().set_index("name").sequence["ECOLAC"]
     assert len(lac) == 7056 and set(lac) <= set("ACGT")
     genes = annotation.call_genes(lac)
     proteins = []
